@@ -1,0 +1,122 @@
+"""Input checks shared by every public function of :mod:`nnmf_lib`.
+
+Every check either returns a float64 (or boolean) array that the caller may read but
+must not modify, or raises ``ValueError``/``TypeError`` with a message that names the
+argument and says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ConvergenceWarning", "RankDeficiencyWarning"]
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped at ``max_iter`` before meeting its tolerance."""
+
+
+class RankDeficiencyWarning(UserWarning):
+    """A least-squares system restricted to a support was singular; a pseudoinverse was used."""
+
+
+def as_matrix(X, name: str, *, nonnegative: bool = False) -> np.ndarray:
+    """Return ``X`` as a 2-D, finite float64 array (without copying when possible).
+
+    Lists and integer, boolean or float32 arrays are converted to float64; a scipy
+    sparse matrix is converted to a dense array.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` is not numeric (strings, objects, complex numbers).
+    ValueError
+        If ``X`` is not 2-D, is empty, has NaN or infinite entries, or has a
+        negative entry while ``nonnegative`` is set.
+    """
+    if sp.issparse(X):
+        X = X.toarray()
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise ValueError(f"{name} must be a 2-D array of numbers; {err}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}.")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}.")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array; got an array of shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(
+            f"{name} must have at least one row and one column; got shape {arr.shape}."
+        )
+    arr = arr.astype(np.float64, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"{name} contains {int((~finite).sum())} NaN or infinite entries "
+            f"(the first at row {bad[0]}, column {bad[1]})."
+        )
+    if nonnegative:
+        negative = arr < 0
+        if negative.any():
+            i, j = np.unravel_index(np.argmin(arr), arr.shape)
+            raise ValueError(
+                f"{name} must be nonnegative; it has {int(negative.sum())} negative entries "
+                f"(the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
+            )
+    return arr
+
+
+def check_shape(arr: np.ndarray, shape: tuple[int, int], name: str, expected: str) -> None:
+    """Raise ``ValueError`` unless ``arr.shape == shape``; ``expected`` explains the shape."""
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)} ({expected}); got {arr.shape}.")
+
+
+def check_same_rows(A: np.ndarray, X: np.ndarray, name_a: str = "A", name_x: str = "X") -> None:
+    """Raise ``ValueError`` unless ``A`` and ``X`` have the same number of rows."""
+    if A.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"{name_a} and {name_x} must have the same number of rows: "
+            f"{name_a} has {A.shape[0]}, {name_x} has {X.shape[0]}."
+        )
+
+
+def as_mask(mask, shape: tuple[int, int], name: str) -> np.ndarray:
+    """Return a boolean array of the given shape from a boolean or 0/1 array."""
+    if sp.issparse(mask):
+        mask = mask.toarray()
+    arr = np.asarray(mask)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {arr.shape}.")
+    if arr.dtype == np.bool_:
+        return arr
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be a boolean or 0/1 array; got dtype {arr.dtype}.")
+    binary = (arr == 0) | (arr == 1)
+    if not binary.all():
+        bad = arr[~binary].ravel()[0]
+        raise ValueError(f"{name} must contain only 0 and 1 (or booleans); found the value {bad}.")
+    return arr == 1
+
+
+def check_int(value, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int, raising unless it is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; got {value}.")
+    return int(value)
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the caller of the public function."""
+    warnings.warn(message, category, stacklevel=3)
