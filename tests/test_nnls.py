@@ -1,0 +1,372 @@
+"""Tests of nnmf_lib.nnls against independent oracles (cvxpy, scipy.optimize.nnls, finite
+differences), plus properties, determinism and input validation.
+
+Instances tried (60 in the oracle test): tall, wide and square dictionaries; duplicated
+columns of A; all-zero columns of X; exact zeros inside X; X exactly in the cone of A
+with sparse coefficients (degenerate: no strict complementarity); a zero column of A.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.sparse
+
+from nnmf_lib import NNLSInfo, RankDeficiencyWarning, kkt_residual, nnls, nnls_vjp
+
+KINDS = ["tall", "wide", "square", "duplicate", "zero_columns", "exact", "zero_atom"]
+
+
+def make_instance(seed: int):
+    """A random NNLS instance; which degenerate feature it has depends on the seed."""
+    rng = np.random.default_rng(seed)
+    kind = KINDS[seed % len(KINDS)]
+    N, k = {"wide": (8, 14), "square": (12, 12)}.get(kind, (40, 8))
+    M = int(rng.integers(1, 25))
+    A = rng.random((N, k))
+    X = rng.random((N, M))
+    if kind == "duplicate":
+        A[:, -1] = A[:, 0]
+    if kind == "zero_atom":
+        A[:, 1] = 0.0
+    if kind == "zero_columns":
+        X[:, :: max(2, M // 3)] = 0.0
+        X *= rng.random((N, M)) < 0.6  # exact zeros inside X as well
+    if kind == "exact":  # X = A S_true with sparse S_true: a degenerate, zero-residual fit
+        S_true = rng.random((k, M)) * (rng.random((k, M)) < 0.4)
+        X = A @ S_true
+    return kind, A, X
+
+
+def unique_minimizer(A: np.ndarray) -> bool:
+    return np.linalg.matrix_rank(A) == A.shape[1]
+
+
+def cvxpy_nnls(A, X):
+    """min ||X - A S||_F^2 over S >= 0 by cvxpy (OSQP with tight tolerances and polishing)."""
+    S = cp.Variable((A.shape[1], X.shape[1]), nonneg=True)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(X - A @ S)))
+    problem.solve(solver=cp.OSQP, eps_abs=1e-8, eps_rel=1e-8, polishing=True, max_iter=200_000)
+    assert problem.status == cp.OPTIMAL
+    return S.value
+
+
+def scipy_nnls(A, X):
+    """The per-column reference: Lawson-Hanson, one column at a time."""
+    return np.column_stack([scipy.optimize.nnls(A, x)[0] for x in X.T])
+
+
+def rel(a, b):
+    scale = max(np.abs(b).max(), np.finfo(float).tiny)
+    return np.abs(a - b).max() / scale
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_nnls_matches_cvxpy_and_scipy(seed):
+    kind, A, X = make_instance(seed)
+    S, info = nnls(A, X, return_info=True)
+    assert S.shape == (A.shape[1], X.shape[1])
+    assert np.all(S >= 0)
+    assert info.kkt_residual <= 1e-10
+    assert kkt_residual(A, X, S) <= 1e-10
+    for S_ref in (cvxpy_nnls(A, X), scipy_nnls(A, X)):
+        fit, fit_ref = A @ S, A @ S_ref
+        if np.abs(fit_ref).max() > 0:
+            assert rel(fit, fit_ref) <= 1e-8, kind
+        else:
+            assert np.abs(fit).max() <= 1e-12
+        if unique_minimizer(A) and np.abs(S_ref).max() > 0:
+            assert rel(S, S_ref) <= 1e-8, kind
+    obj = np.sum((X - A @ S) ** 2)
+    obj_ref = np.sum((X - A @ scipy_nnls(A, X)) ** 2)
+    assert obj <= obj_ref * (1 + 1e-10) + 1e-14
+
+
+def test_zero_data_gives_zero_solution():
+    A = np.random.default_rng(0).random((10, 3))
+    S = nnls(A, np.zeros((10, 4)))
+    assert np.array_equal(S, np.zeros((3, 4)))
+
+
+def test_exact_zeros_off_support():
+    rng = np.random.default_rng(1)
+    A, X = rng.random((30, 10)) ** 3, rng.random((30, 50)) ** 2
+    S = nnls(A, X)
+    G = A.T @ (A @ S - X)
+    assert (S == 0).any()
+    assert np.all(G[S == 0] >= -1e-12 * np.abs(A.T @ X).max())
+    assert np.abs(G[S > 0]).max() <= 1e-12 * np.abs(A.T @ X).max()
+
+
+def test_many_distinct_supports_match_scipy():
+    """The hard case for grouping: almost every column has its own support."""
+    rng = np.random.default_rng(2)
+    A, X = rng.random((100, 25)) ** 4, rng.random((100, 400)) ** 3
+    S = nnls(A, X)
+    n_supports = len({tuple(c) for c in (S > 0).T})
+    assert n_supports > 200
+    assert rel(S, scipy_nnls(A, X)) <= 1e-10
+
+
+def test_warm_start_gives_the_same_solution_in_fewer_sweeps():
+    rng = np.random.default_rng(3)
+    A, X = rng.random((80, 12)) ** 2, rng.random((80, 300))
+    S = nnls(A, X)
+    A2 = A * (1 + 0.01 * rng.standard_normal(A.shape)).clip(0.5)
+    S_cold, info_cold = nnls(A2, X, return_info=True)
+    S_warm, info_warm = nnls(A2, X, support=S > 0, return_info=True)
+    assert rel(S_warm, S_cold) <= 1e-12
+    assert info_warm.n_iter < info_cold.n_iter
+    # Any starting support converges to the same answer, even a bad one.
+    S_full = nnls(A2, X, support=np.ones_like(S, dtype=bool))
+    S_int = nnls(A2, X, support=(S > 0).astype(int))
+    assert rel(S_full, S_cold) <= 1e-12 and rel(S_int, S_warm) <= 1e-12
+
+
+def test_fallback_after_max_iter_is_still_exact():
+    rng = np.random.default_rng(4)
+    A, X = rng.random((50, 15)) ** 3, rng.random((50, 40)) ** 2
+    S, info = nnls(A, X, max_iter=1, return_info=True)
+    assert info.n_fallback > 0 and info.n_iter == 1
+    assert rel(S, nnls(A, X)) <= 1e-10
+    assert info.kkt_residual <= 1e-10
+
+
+def test_info_record():
+    rng = np.random.default_rng(5)
+    A, X = rng.random((20, 4)), rng.random((20, 6))
+    S, info = nnls(A, X, return_info=True)
+    assert isinstance(info, NNLSInfo)
+    assert info.n_iter >= 1 and info.n_fallback == 0 and not info.rank_deficient
+    assert info.kkt_residual == pytest.approx(kkt_residual(A, X, S), abs=1e-18)
+    A[:, 3] = A[:, 0]
+    assert nnls(A, X, return_info=True)[1].rank_deficient
+
+
+def test_kkt_residual_is_scale_free_and_detects_bad_solutions():
+    rng = np.random.default_rng(6)
+    A, X = rng.random((30, 5)), rng.random((30, 8))
+    S = nnls(A, X)
+    assert kkt_residual(A, X, S) < 1e-13
+    bad = S.copy()
+    bad[bad > 0] *= 1.01
+    r = kkt_residual(A, X, bad)
+    assert r > 1e-4
+    assert kkt_residual(10 * A, 3 * X, bad * 0.3) == pytest.approx(r, rel=1e-10)
+    negative = S.copy()
+    negative[0, 0] = -0.1
+    assert kkt_residual(A, X, negative) > 1e-3
+    assert kkt_residual(A, np.zeros_like(X), np.zeros_like(S)) == 0.0
+
+
+def test_large_and_tiny_scales():
+    rng = np.random.default_rng(7)
+    A, X = rng.random((25, 6)), rng.random((25, 10))
+    S = nnls(A, X)
+    for a, x in [(1e12, 1e-12), (1e-12, 1e12), (1e-150, 1e-150)]:
+        S_scaled = nnls(a * A, x * X)
+        assert rel(S_scaled * a / x, S) <= 1e-10
+
+
+def test_deterministic_and_inputs_untouched():
+    rng = np.random.default_rng(8)
+    A, X = rng.random((30, 6)), rng.random((30, 20))
+    A.flags.writeable = False  # any write would raise
+    X.flags.writeable = False
+    support = np.zeros((6, 20), dtype=bool)
+    support.flags.writeable = False
+    S1 = nnls(A, X, support=support)
+    S2 = nnls(A.copy(), X.copy(), support=support)
+    assert np.array_equal(S1, S2)
+    G = rng.standard_normal(S1.shape)
+    G.flags.writeable = False
+    S1.flags.writeable = False
+    d1 = nnls_vjp(A, X, S1, G)
+    d2 = nnls_vjp(A, X, S1, G)
+    assert all(np.array_equal(u, v) for u, v in zip(d1, d2, strict=True))
+    kkt_residual(A, X, S1)
+
+
+def test_accepts_lists_float32_integers_and_sparse():
+    rng = np.random.default_rng(9)
+    A, X = rng.random((12, 3)), rng.random((12, 5))
+    S = nnls(A, X)
+    assert rel(nnls(A.tolist(), X.tolist()), S) <= 1e-14
+    assert rel(nnls(A.astype(np.float32), X.astype(np.float32)), S) <= 1e-5
+    assert nnls(A, scipy.sparse.csr_matrix(X)).dtype == np.float64
+    assert rel(nnls(scipy.sparse.csc_matrix(A), scipy.sparse.csr_matrix(X)), S) <= 1e-14
+    assert (
+        rel(
+            nnls(np.eye(3, dtype=int), np.array([[1, 2], [3, 4], [0, 1]])),
+            np.array([[1.0, 2], [3, 4], [0, 1]]),
+        )
+        == 0
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The derivative of q
+
+
+def central_difference(fun, Z, h=1e-6):
+    out = np.zeros_like(Z)
+    for idx in np.ndindex(Z.shape):
+        E = np.zeros_like(Z)
+        E[idx] = h
+        out[idx] = (fun(Z + E) - fun(Z - E)) / (2 * h)
+    return out
+
+
+def complementarity_margin(A, X, S):
+    G = A.T @ (A @ S - X)
+    return G[S == 0].min() / np.abs(A.T @ X).max() if (S == 0).any() else np.inf
+
+
+@pytest.mark.parametrize("shape", [(12, 4, 10), (20, 6, 8), (9, 3, 15), (30, 8, 5)])
+def test_vjp_matches_finite_differences(shape):
+    N, k, M = shape
+    tried = 0
+    for seed in range(50):  # keep instances whose supports are stable under the FD step
+        rng = np.random.default_rng(1000 * N + seed)
+        A, X = rng.random((N, k)) + 0.05, rng.random((N, M))
+        S = nnls(A, X)
+        if complementarity_margin(A, X, S) < 1e-4 or not (S == 0).any():
+            continue
+        tried += 1
+        G = rng.standard_normal(S.shape)
+        dA, dX = nnls_vjp(A, X, S, G)
+        fd_A = central_difference(lambda A_, X=X, G=G: np.sum(G * nnls(A_, X)), A)
+        fd_X = central_difference(lambda X_, A=A, G=G: np.sum(G * nnls(A, X_)), X)
+        assert np.linalg.norm(dA - fd_A) <= 1e-6 * np.linalg.norm(fd_A)
+        assert np.linalg.norm(dX - fd_X) <= 1e-6 * np.linalg.norm(fd_X)
+        if tried == 3:
+            break
+    assert tried == 3, "not enough instances with a stable support"
+
+
+def test_vjp_equals_per_column_pseudoinverse_formula():
+    """The paper's form, per column: d = (A_T^+)^T g_T, dA_T = r d^T (A_T^+)^T - d s_T^T."""
+    rng = np.random.default_rng(11)
+    A, X = rng.random((25, 7)), rng.random((25, 30))
+    S = nnls(A, X)
+    G = rng.standard_normal(S.shape)
+    dA, dX = nnls_vjp(A, X, S, G)
+    dA_ref = np.zeros_like(A)
+    for m in range(X.shape[1]):
+        T = S[:, m] > 0
+        pinv = np.linalg.pinv(A[:, T])  # |T| x N
+        d = pinv.T @ G[T, m]
+        r = X[:, m] - A[:, T] @ S[T, m]
+        assert np.allclose(dX[:, m], d, atol=1e-12)
+        dA_ref[:, T] += np.outer(r, pinv @ d) - np.outer(d, S[T, m])
+    assert np.allclose(dA, dA_ref, atol=1e-11)
+
+
+def test_vjp_rank_deficient_support_warns_and_uses_least_squares():
+    rng = np.random.default_rng(12)
+    A, X = rng.random((20, 4)), rng.random((20, 6))
+    A_dup = np.hstack([A, A[:, :1]])
+    S = nnls(A_dup, X)
+    G = rng.standard_normal(S.shape)
+    with pytest.warns(RankDeficiencyWarning, match="rank-deficient for"):
+        dA, dX = nnls_vjp(A_dup, X, S, G)
+    assert np.all(np.isfinite(dA)) and np.all(np.isfinite(dX))
+    for m in range(X.shape[1]):  # minimum-norm least squares on each support
+        T = S[:, m] > 0
+        assert np.allclose(dX[:, m], np.linalg.pinv(A_dup[:, T]).T @ G[T, m], atol=1e-10)
+
+
+def test_vjp_no_warning_when_full_rank():
+    rng = np.random.default_rng(13)
+    A, X = rng.random((20, 4)), rng.random((20, 6))
+    S = nnls(A, X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nnls_vjp(A, X, S, np.ones_like(S))
+
+
+def test_vjp_zero_columns_of_A_outside_every_support():
+    rng = np.random.default_rng(14)
+    A, X = rng.random((20, 4)), rng.random((20, 6))
+    A[:, 2] = 0.0
+    S = nnls(A, X)
+    assert np.all(S[2] == 0)
+    dA, _ = nnls_vjp(A, X, S, rng.standard_normal(S.shape))
+    assert np.all(dA[:, 2] == 0)
+
+
+# ---------------------------------------------------------------------------------------
+# Validation: bad input raises a clear error naming the argument
+
+
+GOOD_A = np.ones((4, 2))
+GOOD_X = np.ones((4, 3))
+
+
+@pytest.mark.parametrize(
+    ("A", "X", "error", "message"),
+    [
+        (np.ones(4), GOOD_X, ValueError, r"A must be a 2-D array; got an array of shape \(4,\)"),
+        (GOOD_A, np.ones(4), ValueError, r"X must be a 2-D array; got an array of shape \(4,\)"),
+        (GOOD_A, np.ones((4, 3, 1)), ValueError, "X must be a 2-D array"),
+        (-GOOD_A, GOOD_X, ValueError, r"A must be nonnegative; it has 8 negative entries"),
+        (
+            GOOD_A,
+            np.where(np.eye(4, 3) > 0, -2.0, 1.0),
+            ValueError,
+            r"X must be nonnegative; it has 3 negative entries \(the smallest is -2 at row 0",
+        ),
+        (GOOD_A, np.full((4, 3), np.nan), ValueError, "X contains 12 NaN or infinite entries"),
+        (
+            np.array([[1.0, np.inf]] * 4),
+            GOOD_X,
+            ValueError,
+            r"A contains 4 NaN or infinite entries \(the first at row 0, column 1\)",
+        ),
+        (
+            np.ones((5, 2)),
+            GOOD_X,
+            ValueError,
+            "A and X must have the same number of rows: A has 5, X has 4",
+        ),
+        (np.ones((4, 0)), GOOD_X, ValueError, "A must have at least one row and one column"),
+        (GOOD_A, np.ones((4, 0)), ValueError, "X must have at least one row and one column"),
+        (np.full((4, 2), "a"), GOOD_X, TypeError, "A must be an array of real numbers"),
+        (GOOD_A, GOOD_X + 1j, TypeError, "X must be real"),
+        (GOOD_A, [[1.0, 2.0], [3.0]], ValueError, "X must be a 2-D array of numbers"),
+    ],
+)
+def test_nnls_validation(A, X, error, message):
+    with pytest.raises(error, match=message):
+        nnls(A, X)
+
+
+def test_nnls_validation_of_options():
+    with pytest.raises(ValueError, match=r"support must have shape \(2, 3\); got \(3, 2\)"):
+        nnls(GOOD_A, GOOD_X, support=np.ones((3, 2), dtype=bool))
+    with pytest.raises(ValueError, match="support must contain only 0 and 1"):
+        nnls(GOOD_A, GOOD_X, support=np.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match="max_iter must be at least 1; got 0"):
+        nnls(GOOD_A, GOOD_X, max_iter=0)
+    with pytest.raises(TypeError, match=r"max_iter must be an integer; got 2\.5"):
+        nnls(GOOD_A, GOOD_X, max_iter=2.5)
+
+
+def test_vjp_and_kkt_validation():
+    S = nnls(GOOD_A, GOOD_X)
+    with pytest.raises(ValueError, match=r"G must have shape \(2, 3\) \(columns of A x columns"):
+        nnls_vjp(GOOD_A, GOOD_X, S, np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"S must have shape \(2, 3\)"):
+        nnls_vjp(GOOD_A, GOOD_X, S.T, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="S must be nonnegative"):
+        nnls_vjp(GOOD_A, GOOD_X, -np.ones((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="G contains 1 NaN"):
+        nnls_vjp(GOOD_A, GOOD_X, S, np.array([[np.nan, 0, 0], [0, 0, 0]]))
+    with pytest.raises(ValueError, match=r"S must have shape \(2, 3\)"):
+        kkt_residual(GOOD_A, GOOD_X, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="A and X must have the same number of rows"):
+        kkt_residual(GOOD_A, np.ones((3, 3)), np.ones((2, 3)))
