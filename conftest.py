@@ -27,7 +27,9 @@ class MystNotebookFile(nbval.plugin.IPyNbFile):
 
     def collect(self):
         nb = jupytext.read(self.path)
-        for cell in nb.cells:  # cells that the book does not execute are not tested either
+        for (
+            cell
+        ) in nb.cells:  # cells that the book does not execute are not tested either
             tags = cell.metadata.get("tags", [])
             if "skip-execution" in tags:
                 cell.metadata["tags"] = [*tags, "nbval-skip"]

@@ -21,7 +21,7 @@ class ConvergenceWarning(UserWarning):
 
 
 class RankDeficiencyWarning(UserWarning):
-    """A least-squares system restricted to a support was singular; a pseudoinverse was used."""
+    """A least-squares system on a support was singular; a pseudoinverse was used."""
 
 
 def as_matrix(X, name: str, *, nonnegative: bool = False) -> np.ndarray:
@@ -47,11 +47,15 @@ def as_matrix(X, name: str, *, nonnegative: bool = False) -> np.ndarray:
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
     ):
-        raise TypeError(f"{name} must be an array of real numbers; got dtype {arr.dtype}.")
+        raise TypeError(
+            f"{name} must be an array of real numbers; got dtype {arr.dtype}."
+        )
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}.")
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array; got an array of shape {arr.shape}.")
+        raise ValueError(
+            f"{name} must be a 2-D array; got an array of shape {arr.shape}."
+        )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(
             f"{name} must have at least one row and one column; got shape {arr.shape}."
@@ -69,19 +73,25 @@ def as_matrix(X, name: str, *, nonnegative: bool = False) -> np.ndarray:
         if negative.any():
             i, j = np.unravel_index(np.argmin(arr), arr.shape)
             raise ValueError(
-                f"{name} must be nonnegative; it has {int(negative.sum())} negative entries "
-                f"(the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
+                f"{name} must be nonnegative; it has {int(negative.sum())} negative "
+                f"entries (the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
             )
     return arr
 
 
-def check_shape(arr: np.ndarray, shape: tuple[int, int], name: str, expected: str) -> None:
-    """Raise ``ValueError`` unless ``arr.shape == shape``; ``expected`` explains the shape."""
+def check_shape(
+    arr: np.ndarray, shape: tuple[int, int], name: str, expected: str
+) -> None:
+    """Raise ``ValueError`` unless ``arr.shape == shape``; ``expected`` says why."""
     if arr.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)} ({expected}); got {arr.shape}.")
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} ({expected}); got {arr.shape}."
+        )
 
 
-def check_same_rows(A: np.ndarray, X: np.ndarray, name_a: str = "A", name_x: str = "X") -> None:
+def check_same_rows(
+    A: np.ndarray, X: np.ndarray, name_a: str = "A", name_x: str = "X"
+) -> None:
     """Raise ``ValueError`` unless ``A`` and ``X`` have the same number of rows."""
     if A.shape[0] != X.shape[0]:
         raise ValueError(
@@ -99,12 +109,18 @@ def as_mask(mask, shape: tuple[int, int], name: str) -> np.ndarray:
         raise ValueError(f"{name} must have shape {tuple(shape)}; got {arr.shape}.")
     if arr.dtype == np.bool_:
         return arr
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be a boolean or 0/1 array; got dtype {arr.dtype}.")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(
+        arr.dtype, np.complexfloating
+    ):
+        raise TypeError(
+            f"{name} must be a boolean or 0/1 array; got dtype {arr.dtype}."
+        )
     binary = (arr == 0) | (arr == 1)
     if not binary.all():
         bad = arr[~binary].ravel()[0]
-        raise ValueError(f"{name} must contain only 0 and 1 (or booleans); found the value {bad}.")
+        raise ValueError(
+            f"{name} must contain only 0 and 1 (or booleans); found the value {bad}."
+        )
     return arr == 1
 
 

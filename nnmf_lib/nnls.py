@@ -67,7 +67,7 @@ class NNLSInfo:
 
 
 def _chunks(n: int, entries_per_item: int):
-    """Slices that split ``range(n)`` so that each chunk gathers a bounded amount of memory."""
+    """Slices that split ``range(n)`` into chunks that gather a bounded memory."""
     step = max(1, _CHUNK_ENTRIES // max(entries_per_item, 1))
     return (slice(i, i + step) for i in range(0, n, step))
 
@@ -75,7 +75,7 @@ def _chunks(n: int, entries_per_item: int):
 def _solve_blocks(
     blocks: np.ndarray, which: np.ndarray, rhs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Solve ``blocks[which[j]] z_j = rhs[j]`` for every j, with symmetric PSD ``blocks``.
+    """Solve ``blocks[which[j]] z_j = rhs[j]`` for every j (``blocks`` symmetric PSD).
 
     ``blocks`` is G x s x s, ``which`` (n,) maps each right-hand side to its block, and
     ``rhs`` is n x s. A block is singular when its smallest Cholesky pivot is at most
@@ -134,7 +134,7 @@ def _group_columns(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _solve_on_supports(
     CtC: np.ndarray, F: np.ndarray, R: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Solve ``CtC[T, T] z_T = R[T, j]`` with ``z`` zero off ``T = F[:, j]``, for every column j.
+    """Solve ``CtC[T, T] z_T = R[T, j]``, ``z`` zero off ``T = F[:, j]``, for every j.
 
     The columns are grouped by identical support, and the supports by size. Each size
     class is one batched solve of |T| x |T| systems (one factorization per distinct
@@ -148,7 +148,9 @@ def _solve_on_supports(
         return Z, singular_col
     patterns, group = _group_columns(F)
     sizes = patterns.sum(axis=1)
-    local = np.empty(len(patterns), dtype=np.intp)  # index of a group inside its size class
+    local = np.empty(
+        len(patterns), dtype=np.intp
+    )  # index of a group inside its size class
     for s in np.unique(sizes[sizes > 0]):
         in_class = np.flatnonzero(sizes == s)
         local[in_class] = np.arange(in_class.size)
@@ -165,7 +167,7 @@ def _solve_on_supports(
 
 
 def _solve_passive(CtC, CtB, F):
-    """Least squares on the passive sets: returns ``x`` (zero off F) and ``y`` (zero on F)."""
+    """Least squares on the passive sets: ``x`` (zero off F), ``y`` (zero on F)."""
     x, singular = _solve_on_supports(CtC, F, CtB)
     y = CtC @ x - CtB
     y[F] = 0.0
@@ -287,9 +289,10 @@ def _kkt(CtC: np.ndarray, CtB: np.ndarray, S: np.ndarray) -> float:
 
 
 def kkt_residual(A, X, S) -> float:
-    r"""Scale-free violation of the optimality conditions of :math:`\min_{S\ge0}\|X-AS\|_F`.
+    r"""Scale-free violation of the optimality conditions of NNLS.
 
-    With the gradient :math:`G = A^\top(AS - X)` and :math:`D = \operatorname{diag}(A^\top A)`,
+    For :math:`\min_{S\ge0}\|X-AS\|_F`, with the gradient :math:`G = A^\top(AS - X)`
+    and :math:`D = \operatorname{diag}(A^\top A)`,
 
     .. math::
         r(S) = \frac{\max_{ij} |\min(D S, G)_{ij}|}
@@ -320,7 +323,7 @@ def kkt_residual(A, X, S) -> float:
 
 
 def nnls_vjp(A, X, S, G):
-    r"""Vector-Jacobian product of :math:`q`: the gradient of :math:`\langle G, q(A, X)\rangle`.
+    r"""Vector-Jacobian product of q: the gradient of :math:`\langle G, q(A,X)\rangle`.
 
     For a column :math:`x` with solution :math:`s = q(A, x)`, support
     :math:`T = \{i : s_i > 0\}`, residual :math:`r = x - A_T s_T` and upstream gradient
@@ -329,7 +332,8 @@ def nnls_vjp(A, X, S, G):
 
     .. math::
         \frac{\partial \langle g, s\rangle}{\partial x} = A_T z, \qquad
-        \frac{\partial \langle g, s\rangle}{\partial A_{:,T}} = r z^\top - (A_T z) s_T^\top ,
+        \frac{\partial \langle g, s\rangle}{\partial A_{:,T}}
+            = r z^\top - (A_T z) s_T^\top ,
 
     and the columns of :math:`A` outside :math:`T` get zero. The systems are solved with
     the columns grouped by support (one factorization per distinct support); no
@@ -369,8 +373,9 @@ def nnls_vjp(A, X, S, G):
     Z, singular = _solve_on_supports(A.T @ A, S > 0, G)
     if singular.any():
         warn(
-            f"A restricted to the support of S is rank-deficient for {int(singular.sum())} "
-            "of the columns; the least-squares (pseudoinverse) solution was used there.",
+            "A restricted to the support of S is rank-deficient for "
+            f"{int(singular.sum())} of the columns; the least-squares (pseudoinverse) "
+            "solution was used there.",
             RankDeficiencyWarning,
         )
     dX = A @ Z

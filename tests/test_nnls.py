@@ -1,5 +1,5 @@
-"""Tests of nnmf_lib.nnls against independent oracles (cvxpy, scipy.optimize.nnls, finite
-differences), plus properties, determinism and input validation.
+"""Tests of nnmf_lib.nnls against independent oracles (cvxpy, scipy.optimize.nnls,
+finite differences), plus properties, determinism and input validation.
 
 Instances tried (60 in the oracle test): tall, wide and square dictionaries; duplicated
 columns of A; all-zero columns of X; exact zeros inside X; X exactly in the cone of A
@@ -36,7 +36,9 @@ def make_instance(seed: int):
     if kind == "zero_columns":
         X[:, :: max(2, M // 3)] = 0.0
         X *= rng.random((N, M)) < 0.6  # exact zeros inside X as well
-    if kind == "exact":  # X = A S_true with sparse S_true: a degenerate, zero-residual fit
+    if (
+        kind == "exact"
+    ):  # X = A S_true with sparse S_true: a degenerate, zero-residual fit
         S_true = rng.random((k, M)) * (rng.random((k, M)) < 0.4)
         X = A @ S_true
     return kind, A, X
@@ -47,10 +49,12 @@ def unique_minimizer(A: np.ndarray) -> bool:
 
 
 def cvxpy_nnls(A, X):
-    """min ||X - A S||_F^2 over S >= 0 by cvxpy (OSQP with tight tolerances and polishing)."""
+    """min ||X - A S||_F^2 over S >= 0 by cvxpy (OSQP, tight tolerances, polishing)."""
     S = cp.Variable((A.shape[1], X.shape[1]), nonneg=True)
     problem = cp.Problem(cp.Minimize(cp.sum_squares(X - A @ S)))
-    problem.solve(solver=cp.OSQP, eps_abs=1e-8, eps_rel=1e-8, polishing=True, max_iter=200_000)
+    problem.solve(
+        solver=cp.OSQP, eps_abs=1e-8, eps_rel=1e-8, polishing=True, max_iter=200_000
+    )
     assert problem.status == cp.OPTIMAL
     return S.value
 
@@ -208,7 +212,7 @@ def test_accepts_lists_float32_integers_and_sparse():
     )
 
 
-# ---------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # The derivative of q
 
 
@@ -249,7 +253,7 @@ def test_vjp_matches_finite_differences(shape):
 
 
 def test_vjp_equals_per_column_pseudoinverse_formula():
-    """The paper's form, per column: d = (A_T^+)^T g_T, dA_T = r d^T (A_T^+)^T - d s_T^T."""
+    """The paper's form per column: d = (A_T^+)^T g, dA_T = r d^T (A_T^+)^T - d s^T."""
     rng = np.random.default_rng(11)
     A, X = rng.random((25, 7)), rng.random((25, 30))
     S = nnls(A, X)
@@ -277,7 +281,9 @@ def test_vjp_rank_deficient_support_warns_and_uses_least_squares():
     assert np.all(np.isfinite(dA)) and np.all(np.isfinite(dX))
     for m in range(X.shape[1]):  # minimum-norm least squares on each support
         T = S[:, m] > 0
-        assert np.allclose(dX[:, m], np.linalg.pinv(A_dup[:, T]).T @ G[T, m], atol=1e-10)
+        assert np.allclose(
+            dX[:, m], np.linalg.pinv(A_dup[:, T]).T @ G[T, m], atol=1e-10
+        )
 
 
 def test_vjp_no_warning_when_full_rank():
@@ -299,7 +305,7 @@ def test_vjp_zero_columns_of_A_outside_every_support():
     assert np.all(dA[:, 2] == 0)
 
 
-# ---------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------
 # Validation: bad input raises a clear error naming the argument
 
 
@@ -310,17 +316,38 @@ GOOD_X = np.ones((4, 3))
 @pytest.mark.parametrize(
     ("A", "X", "error", "message"),
     [
-        (np.ones(4), GOOD_X, ValueError, r"A must be a 2-D array; got an array of shape \(4,\)"),
-        (GOOD_A, np.ones(4), ValueError, r"X must be a 2-D array; got an array of shape \(4,\)"),
+        (
+            np.ones(4),
+            GOOD_X,
+            ValueError,
+            r"A must be a 2-D array; got an array of shape \(4,\)",
+        ),
+        (
+            GOOD_A,
+            np.ones(4),
+            ValueError,
+            r"X must be a 2-D array; got an array of shape \(4,\)",
+        ),
         (GOOD_A, np.ones((4, 3, 1)), ValueError, "X must be a 2-D array"),
-        (-GOOD_A, GOOD_X, ValueError, r"A must be nonnegative; it has 8 negative entries"),
+        (
+            -GOOD_A,
+            GOOD_X,
+            ValueError,
+            r"A must be nonnegative; it has 8 negative entries",
+        ),
         (
             GOOD_A,
             np.where(np.eye(4, 3) > 0, -2.0, 1.0),
             ValueError,
-            r"X must be nonnegative; it has 3 negative entries \(the smallest is -2 at row 0",
+            r"X must be nonnegative; it has 3 negative entries \(the smallest is -2 at "
+            r"row 0",
         ),
-        (GOOD_A, np.full((4, 3), np.nan), ValueError, "X contains 12 NaN or infinite entries"),
+        (
+            GOOD_A,
+            np.full((4, 3), np.nan),
+            ValueError,
+            "X contains 12 NaN or infinite entries",
+        ),
         (
             np.array([[1.0, np.inf]] * 4),
             GOOD_X,
@@ -333,8 +360,18 @@ GOOD_X = np.ones((4, 3))
             ValueError,
             "A and X must have the same number of rows: A has 5, X has 4",
         ),
-        (np.ones((4, 0)), GOOD_X, ValueError, "A must have at least one row and one column"),
-        (GOOD_A, np.ones((4, 0)), ValueError, "X must have at least one row and one column"),
+        (
+            np.ones((4, 0)),
+            GOOD_X,
+            ValueError,
+            "A must have at least one row and one column",
+        ),
+        (
+            GOOD_A,
+            np.ones((4, 0)),
+            ValueError,
+            "X must have at least one row and one column",
+        ),
         (np.full((4, 2), "a"), GOOD_X, TypeError, "A must be an array of real numbers"),
         (GOOD_A, GOOD_X + 1j, TypeError, "X must be real"),
         (GOOD_A, [[1.0, 2.0], [3.0]], ValueError, "X must be a 2-D array of numbers"),
@@ -346,7 +383,9 @@ def test_nnls_validation(A, X, error, message):
 
 
 def test_nnls_validation_of_options():
-    with pytest.raises(ValueError, match=r"support must have shape \(2, 3\); got \(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"support must have shape \(2, 3\); got \(3, 2\)"
+    ):
         nnls(GOOD_A, GOOD_X, support=np.ones((3, 2), dtype=bool))
     with pytest.raises(ValueError, match="support must contain only 0 and 1"):
         nnls(GOOD_A, GOOD_X, support=np.full((2, 3), 0.5))
@@ -358,7 +397,9 @@ def test_nnls_validation_of_options():
 
 def test_vjp_and_kkt_validation():
     S = nnls(GOOD_A, GOOD_X)
-    with pytest.raises(ValueError, match=r"G must have shape \(2, 3\) \(columns of A x columns"):
+    with pytest.raises(
+        ValueError, match=r"G must have shape \(2, 3\) \(columns of A x columns"
+    ):
         nnls_vjp(GOOD_A, GOOD_X, S, np.ones((3, 3)))
     with pytest.raises(ValueError, match=r"S must have shape \(2, 3\)"):
         nnls_vjp(GOOD_A, GOOD_X, S.T, np.ones((2, 3)))

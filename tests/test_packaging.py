@@ -1,6 +1,6 @@
-"""Checks of the project's plumbing: the environments agree, CI runs the README's test
-command, every chapter is in the table of contents, and the chapter-test wiring fails when
-a chapter's assert fails."""
+"""Checks of the project's plumbing: the environments agree, CI runs the README's
+test command, every chapter is in the table of contents, and the chapter-test wiring
+fails when a chapter's assert fails."""
 
 from __future__ import annotations
 
@@ -69,14 +69,18 @@ def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
     for part in toc.get("parts", []):
         files += [c["file"] for c in part["chapters"]]
     files += [c["file"] for c in toc.get("chapters", [])]
-    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in (ROOT / "book").glob("*.md")}
+    on_disk = {
+        str(p.relative_to(ROOT).with_suffix("")) for p in (ROOT / "book").glob("*.md")
+    }
     assert set(files) == on_disk
     for f in files:
         assert (ROOT / f"{f}.md").exists()
 
 
 def test_no_paired_notebooks_next_to_chapters():
-    assert not list((ROOT / "book").glob("*.ipynb")), "paired .ipynb files break the build"
+    assert not list((ROOT / "book").glob("*.ipynb")), (
+        "paired .ipynb files break the build"
+    )
 
 
 FAILING_CHAPTER = """---
