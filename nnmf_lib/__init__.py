@@ -7,15 +7,28 @@ estimators take one sample per row.
 """
 
 from ._validation import ConvergenceWarning, RankDeficiencyWarning
+from .metrics import accuracy, predict_labels, relative_error
+from .nmf import NMFResult, initialize, nmf
 from .nnls import NNLSInfo, kkt_residual, nnls, nnls_vjp
+from .ssnmf import SSNMFResult, label_mask, one_hot, ssnmf
 
 __all__ = [
     "ConvergenceWarning",
+    "NMFResult",
     "NNLSInfo",
     "RankDeficiencyWarning",
+    "SSNMFResult",
+    "accuracy",
+    "initialize",
     "kkt_residual",
+    "label_mask",
+    "nmf",
     "nnls",
     "nnls_vjp",
+    "one_hot",
+    "predict_labels",
+    "relative_error",
+    "ssnmf",
 ]
 
 __version__ = "0.1.0"

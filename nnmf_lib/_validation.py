@@ -24,11 +24,12 @@ class RankDeficiencyWarning(UserWarning):
     """A least-squares system on a support was singular; a pseudoinverse was used."""
 
 
-def as_matrix(X, name: str, *, nonnegative: bool = False) -> np.ndarray:
+def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndarray:
     """Return ``X`` as a 2-D, finite float64 array (without copying when possible).
 
     Lists and integer, boolean or float32 arrays are converted to float64; a scipy
-    sparse matrix is converted to a dense array.
+    sparse matrix is converted to a dense array. With a boolean ``where`` of the same
+    shape, only those entries are checked for finiteness and sign.
 
     Raises
     ------
@@ -38,6 +39,28 @@ def as_matrix(X, name: str, *, nonnegative: bool = False) -> np.ndarray:
         If ``X`` is not 2-D, is empty, has NaN or infinite entries, or has a
         negative entry while ``nonnegative`` is set.
     """
+    arr = _as_array(X, name)
+    checked = np.ones(arr.shape, dtype=bool) if where is None else where
+    finite = np.isfinite(arr) | ~checked
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"{name} contains {int((~finite).sum())} NaN or infinite entries "
+            f"(the first at row {bad[0]}, column {bad[1]})."
+        )
+    if nonnegative:
+        negative = (arr < 0) & checked
+        if negative.any():
+            i, j = np.unravel_index(np.argmin(np.where(negative, arr, 0.0)), arr.shape)
+            raise ValueError(
+                f"{name} must be nonnegative; it has {int(negative.sum())} negative "
+                f"entries (the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
+            )
+    return arr
+
+
+def _as_array(X, name: str) -> np.ndarray:
+    """A 2-D, nonempty float64 array from an array-like (type and shape checks)."""
     if sp.issparse(X):
         X = X.toarray()
     try:
@@ -60,23 +83,22 @@ def as_matrix(X, name: str, *, nonnegative: bool = False) -> np.ndarray:
         raise ValueError(
             f"{name} must have at least one row and one column; got shape {arr.shape}."
         )
-    arr = arr.astype(np.float64, copy=False)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        raise ValueError(
-            f"{name} contains {int((~finite).sum())} NaN or infinite entries "
-            f"(the first at row {bad[0]}, column {bad[1]})."
-        )
-    if nonnegative:
-        negative = arr < 0
-        if negative.any():
-            i, j = np.unravel_index(np.argmin(arr), arr.shape)
-            raise ValueError(
-                f"{name} must be nonnegative; it has {int(negative.sum())} negative "
-                f"entries (the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
-            )
-    return arr
+    return arr.astype(np.float64, copy=False)
+
+
+def as_masked_data(X, W) -> tuple[np.ndarray, np.ndarray | None]:
+    """Data ``X`` with an optional 0/1 mask ``W`` (1 = observed).
+
+    Returns ``X`` as float64 with the unobserved entries set to 0 (so they may hold
+    anything on input, NaN included), and ``W`` as a float 0/1 array (or None). Only
+    the observed entries must be finite and nonnegative.
+    """
+    if W is None:
+        return as_matrix(X, "X", nonnegative=True), None
+    arr = _as_array(X, "X")
+    mask = as_mask(W, arr.shape, "W")
+    arr = as_matrix(arr, "X", nonnegative=True, where=mask)
+    return np.where(mask, arr, 0.0), mask.astype(float)
 
 
 def check_shape(
@@ -136,3 +158,49 @@ def check_int(value, name: str, *, minimum: int = 1) -> int:
 def warn(message: str, category: type[Warning]) -> None:
     """Issue a warning attributed to the caller of the public function."""
     warnings.warn(message, category, stacklevel=3)
+
+
+def check_random_state(random_state) -> np.random.Generator:
+    """Return a numpy Generator from None, an int seed or a Generator."""
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, numbers.Integral) and not isinstance(
+        random_state, bool
+    ):
+        if random_state < 0:
+            raise ValueError(f"random_state must be nonnegative; got {random_state}.")
+        return np.random.default_rng(int(random_state))
+    raise TypeError(
+        "random_state must be None, an int or a numpy.random.Generator; "
+        f"got {type(random_state).__name__}."
+    )
+
+
+def check_float(value, name: str, *, minimum: float = 0.0) -> float:
+    """Return ``value`` as a float, raising unless it is finite and >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value) or value < minimum:
+        raise ValueError(f"{name} must be a finite number >= {minimum:g}; got {value}.")
+    return value
+
+
+def check_choice(value, name: str, choices: tuple[str, ...]) -> str:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}."
+        )
+    return value
+
+
+def check_rank(k, X: np.ndarray, name: str = "k") -> int:
+    """A factorization rank: an integer between 1 and min(X.shape)."""
+    k = check_int(k, name, minimum=1)
+    if k > min(X.shape):
+        raise ValueError(
+            f"{name} must be at most min(N, M) = {min(X.shape)} for data of shape "
+            f"{X.shape}; got {k}."
+        )
+    return k

@@ -1,0 +1,348 @@
+r"""Nonnegative matrix factorization: :math:`X \approx A S` with :math:`A, S \ge 0`.
+
+Three algorithms minimize the (optionally masked) objective
+
+.. math:: f(A, S) = \|W \odot (X - A S)\|_F^2 ,
+
+- ``"mu"``: Lee-Seung multiplicative updates, with entries kept at or above
+  ``eps = 1e-16`` so that no entry is locked at zero;
+- ``"hals"``: hierarchical alternating least squares, an exact minimization over one
+  row of ``S`` or one column of ``A`` at a time;
+- ``"anls"``: alternating nonnegative least squares, an exact minimization over all of
+  ``S``, then all of ``A``, by :func:`nnmf_lib.nnls` warm-started from the previous
+  supports.
+
+Shapes follow the book: ``X`` is N x M (one sample per column), ``A`` is N x k
+(topics as columns), ``S`` is k x M. This is the transpose of scikit-learn's ``NMF``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import (
+    ConvergenceWarning,
+    as_masked_data,
+    as_matrix,
+    check_choice,
+    check_float,
+    check_int,
+    check_random_state,
+    check_rank,
+    check_shape,
+    warn,
+)
+from .nnls import nnls
+
+__all__ = ["NMFResult", "initialize", "nmf"]
+
+EPS = 1e-16  # floor of the entries under multiplicative updates and HALS
+METHODS = ("mu", "hals", "anls")
+INITS = ("nndsvda", "nndsvd", "nndsvdar", "random")
+
+
+@dataclass
+class NMFResult:
+    """The outcome of :func:`nmf`.
+
+    Attributes
+    ----------
+    A : ndarray, shape (N, k)
+        Topics, one per column, scaled to unit Euclidean norm (zero columns stay 0).
+    S : ndarray, shape (k, M)
+        Coefficients; ``A @ S`` approximates ``X``.
+    n_iter : int
+        Number of iterations performed.
+    objective : ndarray, shape (n_iter + 1,)
+        :math:`\\|W \\odot (X - AS)\\|_F^2` at the start and after every iteration.
+    elapsed : ndarray, shape (n_iter + 1,)
+        Seconds since the start of the iterations, when each objective was recorded.
+    converged : bool
+        Whether the stopping rule was met before ``max_iter``.
+    method : str
+        The algorithm used.
+    relative_error : float
+        :math:`\\|W \\odot (X - AS)\\| / \\|W \\odot X\\|` at the end.
+    """
+
+    A: np.ndarray
+    S: np.ndarray
+    n_iter: int
+    objective: np.ndarray = field(repr=False)
+    elapsed: np.ndarray = field(repr=False)
+    converged: bool
+    method: str
+    relative_error: float
+
+
+def _svd(X: np.ndarray, k: int, rng: np.random.Generator):
+    """Leading k singular triplets (randomized for large matrices, exact for small)."""
+    if min(X.shape) <= 200:
+        U, s, Vt = np.linalg.svd(X, full_matrices=False)
+        return U[:, :k], s[:k], Vt[:k]
+    from sklearn.utils.extmath import randomized_svd
+
+    seed = int(rng.integers(2**31 - 1))
+    return randomized_svd(X, k, n_iter=7, random_state=seed)
+
+
+def initialize(X, k: int, init: str = "nndsvda", *, random_state=None):
+    r"""Initial factors ``(A, S)`` for NMF of ``X`` with rank ``k``.
+
+    ``"nndsvd"`` (Boutsidis & Gallopoulos, 2008) builds each rank-one term from the
+    positive or the negative part of a singular pair of ``X``, whichever is larger, and
+    leaves exact zeros; ``"nndsvda"`` fills those zeros with the mean of ``X``, and
+    ``"nndsvdar"`` with small random values (mean/100 times :math:`|N(0, 1)|`).
+    ``"random"`` draws :math:`|N(0,1)|` entries scaled by :math:`\sqrt{\bar X / k}` (as
+    scikit-learn does), so that the entries of :math:`A S` have mean
+    :math:`(2/\pi)\bar X`, the scale of the data.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, M)
+        Nonnegative data.
+    k : int
+        Rank, ``1 <= k <= min(N, M)``.
+    init : {"nndsvda", "nndsvd", "nndsvdar", "random"}
+    random_state : None, int or numpy.random.Generator
+        Used by ``"random"``, ``"nndsvdar"`` and the randomized SVD of large matrices.
+
+    Returns
+    -------
+    A : ndarray, shape (N, k)
+    S : ndarray, shape (k, M)
+    """
+    X = as_matrix(X, "X", nonnegative=True)
+    k = check_rank(k, X)
+    init = check_choice(init, "init", INITS)
+    rng = check_random_state(random_state)
+    mean = float(X.mean())
+    if init == "random":
+        scale = np.sqrt(mean / k)
+        A = scale * np.abs(rng.standard_normal((X.shape[0], k)))
+        S = scale * np.abs(rng.standard_normal((k, X.shape[1])))
+        return A, S
+    U, sigma, Vt = _svd(X, k, rng)
+    A = np.zeros((X.shape[0], k))
+    S = np.zeros((k, X.shape[1]))
+    A[:, 0] = np.sqrt(sigma[0]) * np.abs(U[:, 0])
+    S[0] = np.sqrt(sigma[0]) * np.abs(Vt[0])
+    for j in range(1, k):  # a loop over the k components, not over the data
+        x, y = U[:, j], Vt[j]
+        # Keep the positive or the negative parts of the pair, whichever is larger.
+        pos = (np.maximum(x, 0), np.maximum(y, 0))
+        neg = (np.maximum(-x, 0), np.maximum(-y, 0))
+        m_pos = np.linalg.norm(pos[0]) * np.linalg.norm(pos[1])
+        m_neg = np.linalg.norm(neg[0]) * np.linalg.norm(neg[1])
+        (u, v), m = (pos, m_pos) if m_pos > m_neg else (neg, m_neg)
+        if m == 0:  # a zero singular pair: leave the component at zero
+            continue
+        scale = np.sqrt(sigma[j] * m)
+        A[:, j] = scale * u / np.linalg.norm(u)
+        S[j] = scale * v / np.linalg.norm(v)
+    A[A < 1e-6] = 0.0
+    S[S < 1e-6] = 0.0
+    if init == "nndsvda":
+        A[A == 0] = mean
+        S[S == 0] = mean
+    elif init == "nndsvdar":
+        A[A == 0] = mean / 100 * np.abs(rng.standard_normal(int((A == 0).sum())))
+        S[S == 0] = mean / 100 * np.abs(rng.standard_normal(int((S == 0).sum())))
+    return A, S
+
+
+def _objective(X, A, S, W):
+    R = X - A @ S
+    if W is not None:
+        R *= W
+    return float(np.vdot(R, R))
+
+
+def stopped(history: list[float], tol: float, window: int = 10) -> bool:
+    """The stopping rule: the objective fell by less than ``tol`` (relative) over the
+    last ``window`` iterations, or reached zero.
+
+    A window rather than a single step makes the rule robust to the rounding-level
+    jitter of multiplicative updates, and a relative decrease makes it scale-free.
+    """
+    if history[-1] <= np.finfo(float).tiny:
+        return True
+    if len(history) <= window:
+        return False
+    old, new = history[-1 - window], history[-1]
+    return old - new <= tol * old
+
+
+def _mu_step(X, WX, A, S, W):
+    """One pass of multiplicative updates, A then S (Lee & Seung 2001, masked)."""
+    AS = A @ S if W is None else W * (A @ S)
+    A = np.maximum(EPS, A * (WX @ S.T) / np.maximum(AS @ S.T, np.finfo(float).tiny))
+    AS = A @ S if W is None else W * (A @ S)
+    S = np.maximum(EPS, S * (A.T @ WX) / np.maximum(A.T @ AS, np.finfo(float).tiny))
+    return A, S
+
+
+def _hals_rows(S, P, Q):
+    """Exact minimization over each row of S in turn, for the Gram form P = A^T X,
+    Q = A^T A (Cichocki & Phan 2009)."""
+    for j in range(S.shape[0]):  # loop over the k components
+        if Q[j, j] > 0:
+            S[j] = np.maximum(EPS, S[j] + (P[j] - Q[j] @ S) / Q[j, j])
+    return S
+
+
+def _hals_rows_masked(S, A, R, W):
+    """Masked HALS over the rows of S; R = W * (X - A S) is updated in place."""
+    for j in range(S.shape[0]):  # loop over the k components
+        a2 = (A[:, j] ** 2) @ W  # sum over observed entries of a_nj^2, per column
+        new = np.where(
+            a2 > 0, (A[:, j] @ R + S[j] * a2) / np.where(a2 > 0, a2, 1), S[j]
+        )
+        new = np.maximum(EPS, new)
+        R -= W * np.outer(A[:, j], new - S[j])
+        S[j] = new
+    return S
+
+
+def _hals_step(X, A, S, W):
+    if W is None:
+        S = _hals_rows(S, A.T @ X, A.T @ A)
+        A = _hals_rows(A.T, S @ X.T, S @ S.T).T
+    else:
+        R = W * (X - A @ S)
+        S = _hals_rows_masked(S, A, R, W)
+        A = _hals_rows_masked(A.T, S.T, R.T, W.T).T
+    return A, S
+
+
+def _anls_step(X, A, S):
+    S = nnls(A, X, support=S > 0)
+    A = nnls(S.T, X.T, support=A.T > 0).T
+    return A, S
+
+
+def _normalize(A, S):
+    """Scale the columns of A to unit norm and push the scales into the rows of S."""
+    norms = np.linalg.norm(A, axis=0)
+    d = np.where(norms > 0, norms, 1.0)
+    return A / d, S * d[:, None]
+
+
+def nmf(
+    X,
+    k: int,
+    *,
+    method: str = "hals",
+    W=None,
+    init="nndsvda",
+    max_iter: int = 1000,
+    tol: float = 1e-5,
+    random_state=None,
+) -> NMFResult:
+    r"""Nonnegative matrix factorization: minimize :math:`\|W \odot (X - AS)\|_F^2`.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, M)
+        Nonnegative data, one sample per column. Entries where ``W`` is 0 are ignored
+        (they may hold any finite value).
+    k : int
+        Number of topics, ``1 <= k <= min(N, M)``.
+    method : {"hals", "mu", "anls"}, default "hals"
+        ``"mu"``: multiplicative updates (A, then S), entries kept >= 1e-16;
+        ``"hals"``: exact updates of one row of S / column of A at a time;
+        ``"anls"``: exact alternating nonnegative least squares (no mask support).
+    W : array_like of {0, 1}, shape (N, M), optional
+        Data mask: 1 where ``X`` is observed. Supported by ``"mu"`` and ``"hals"``.
+    init : {"nndsvda", "nndsvd", "nndsvdar", "random"} or tuple (A0, S0)
+        Initialization (see :func:`initialize`), or explicit starting factors.
+    max_iter : int, default 1000
+        Maximum number of iterations (one update of A and one of S each).
+    tol : float, default 1e-5
+        Stop when the objective decreased by less than ``tol`` (relative) over the last
+        10 iterations.
+    random_state : None, int or numpy.random.Generator
+        Seed for the random initializations; the same seed gives the same result.
+
+    Returns
+    -------
+    NMFResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        When ``max_iter`` is reached before the stopping rule holds.
+    """
+    X, W = as_masked_data(X, W)
+    k = check_rank(k, X)
+    method = check_choice(method, "method", METHODS)
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
+    tol = check_float(tol, "tol")
+    rng = check_random_state(random_state)
+    if W is not None and method == "anls":
+        raise ValueError(
+            "method='anls' does not support a data mask W (its least-squares "
+            "subproblems would differ column by column); use method='hals' or 'mu'."
+        )
+    A, S = _start(X, k, init, rng, method)
+    WX = X if W is None else W * X
+
+    history = [_objective(X, A, S, W)]
+    start = time.perf_counter()
+    elapsed = [0.0]
+    converged = False
+    for _ in range(max_iter):
+        if method == "mu":
+            A, S = _mu_step(X, WX, A, S, W)
+        elif method == "hals":
+            A, S = _hals_step(X, A, S, W)
+        else:
+            A, S = _anls_step(X, A, S)
+        history.append(_objective(X, A, S, W))
+        elapsed.append(time.perf_counter() - start)
+        if stopped(history, tol):
+            converged = True
+            break
+    if not converged:
+        warn(
+            f"nmf(method={method!r}) stopped at max_iter={max_iter} before the "
+            f"objective settled (tol={tol:g}); increase max_iter or tol.",
+            ConvergenceWarning,
+        )
+    A, S = _normalize(A, S)
+    norm_x = max(float(np.linalg.norm(WX)), np.finfo(float).tiny)
+    return NMFResult(
+        A=A,
+        S=S,
+        n_iter=len(history) - 1,
+        objective=np.array(history),
+        elapsed=np.array(elapsed),
+        converged=converged,
+        method=method,
+        relative_error=float(np.sqrt(history[-1])) / norm_x,
+    )
+
+
+def _start(X, k, init, rng, method):
+    """Starting factors from an init name or an explicit (A0, S0) pair (copied)."""
+    if isinstance(init, tuple):
+        if len(init) != 2:
+            raise ValueError("init must be a method name or a tuple (A0, S0).")
+        A = as_matrix(init[0], "A0", nonnegative=True).copy()
+        S = as_matrix(init[1], "S0", nonnegative=True).copy()
+        check_shape(A, (X.shape[0], k), "A0", "rows of X x k")
+        check_shape(S, (k, X.shape[1]), "S0", "k x columns of X")
+    else:
+        if init == "nndsvd" and method == "mu":
+            warn(
+                "init='nndsvd' leaves exact zeros, which multiplicative updates "
+                "leave only slowly (zero locking); prefer 'nndsvda' or 'nndsvdar'.",
+                UserWarning,
+            )
+        A, S = initialize(X, k, init, random_state=rng)
+    if method == "mu":  # multiplicative updates need strictly positive entries
+        A, S = np.maximum(A, EPS), np.maximum(S, EPS)
+    return A, S

@@ -1,0 +1,256 @@
+r"""Semi-supervised NMF (Lee, Yoo & Choi, 2010): the paper's equation (2),
+
+.. math::
+    \min_{A, B, S \ge 0}\ \|W \odot (X - A S)\|_F^2
+    + \lambda \|L \odot (Y - B S)\|_F^2 ,
+
+where ``Y`` (P x M) holds one-hot labels, the label mask ``L`` (P x M) is 1 in the
+columns whose label is known, the data mask ``W`` (N x M) is 1 where ``X`` is observed,
+and ``B`` (P x k) maps a representation to class scores. Sample ``m`` is predicted to
+have the label :math:`\operatorname{argmax}_p (B S)_{p m}`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import (
+    ConvergenceWarning,
+    as_mask,
+    as_masked_data,
+    as_matrix,
+    check_float,
+    check_int,
+    check_random_state,
+    check_rank,
+    check_shape,
+    warn,
+)
+from .metrics import predict_labels
+from .nmf import EPS, _start, stopped
+from .nnls import nnls
+
+__all__ = ["SSNMFResult", "label_mask", "one_hot", "ssnmf"]
+
+_TINY = np.finfo(float).tiny
+
+
+def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
+    """The P x M one-hot matrix ``Y`` of integer labels ``0 .. P-1``, one per sample."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be a 1-D array of integers; got shape {labels.shape}, "
+            f"dtype {labels.dtype}."
+        )
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"labels must be >= 0; found {labels.min()}.")
+    P = int(labels.max()) + 1 if n_classes is None else n_classes
+    if labels.size and labels.max() >= P:
+        raise ValueError(f"labels must be < n_classes = {P}; found {labels.max()}.")
+    Y = np.zeros((P, labels.size))
+    Y[labels, np.arange(labels.size)] = 1.0
+    return Y
+
+
+def label_mask(known, n_classes: int) -> np.ndarray:
+    """The P x M label mask ``L``: column m is all ones if ``known[m]``, else zeros."""
+    known = np.asarray(known)
+    if known.ndim != 1 or known.dtype != bool:
+        raise ValueError(
+            f"known must be a 1-D boolean array; got shape {known.shape}, "
+            f"dtype {known.dtype}."
+        )
+    return np.repeat(known[None, :].astype(float), n_classes, axis=0)
+
+
+@dataclass
+class SSNMFResult:
+    """The outcome of :func:`ssnmf`.
+
+    Attributes
+    ----------
+    A : ndarray, shape (N, k)
+        Topics as columns (unit Euclidean norm).
+    S : ndarray, shape (k, M)
+        Representation of the training columns.
+    B : ndarray, shape (P, k)
+        Classifier: ``B @ S`` gives class scores.
+    n_iter : int
+    objective : ndarray, shape (n_iter + 1,)
+        The objective of equation (2) at the start and after every iteration.
+    reconstruction : ndarray, shape (n_iter + 1,)
+        Its first term, :math:`\\|W \\odot (X - AS)\\|_F^2`.
+    elapsed : ndarray, shape (n_iter + 1,)
+        Seconds since the start of the iterations.
+    converged : bool
+    """
+
+    A: np.ndarray
+    S: np.ndarray
+    B: np.ndarray
+    n_iter: int
+    objective: np.ndarray = field(repr=False)
+    reconstruction: np.ndarray = field(repr=False)
+    elapsed: np.ndarray = field(repr=False)
+    converged: bool
+
+    def transform(self, X_new) -> np.ndarray:
+        """Representation of new columns: :math:`S_{new} = q(A, X_{new})` by NNLS."""
+        X_new = as_matrix(X_new, "X_new", nonnegative=True)
+        if X_new.shape[0] != self.A.shape[0]:
+            raise ValueError(
+                f"X_new must have {self.A.shape[0]} rows (the rows of X); "
+                f"got {X_new.shape[0]}."
+            )
+        return nnls(self.A, X_new)
+
+    def predict(self, X_new=None) -> np.ndarray:
+        """Predicted labels: argmax of ``B @ S`` for the training columns, or of
+        ``B @ q(A, X_new)`` for new columns."""
+        S = self.S if X_new is None else self.transform(X_new)
+        return predict_labels(self.B, S)
+
+
+def _objective(X, Y, A, B, S, W, L, lam):
+    R = X - A @ S
+    if W is not None:
+        R *= W
+    E = L * (Y - B @ S)
+    recon = float(np.vdot(R, R))
+    return recon + lam * float(np.vdot(E, E)), recon
+
+
+def _step(WX, LY, A, B, S, W, L, lam):
+    """One pass of the Lee-Yoo-Choi multiplicative updates: A, then B, then S."""
+    AS = A @ S if W is None else W * (A @ S)
+    A = np.maximum(EPS, A * (WX @ S.T) / np.maximum(AS @ S.T, _TINY))
+    BS = L * (B @ S)
+    B = np.maximum(EPS, B * (LY @ S.T) / np.maximum(BS @ S.T, _TINY))
+    AS = A @ S if W is None else W * (A @ S)
+    numerator = A.T @ WX + lam * (B.T @ LY)
+    denominator = A.T @ AS + lam * (B.T @ (L * (B @ S)))
+    S = np.maximum(EPS, S * numerator / np.maximum(denominator, _TINY))
+    return A, B, S
+
+
+def ssnmf(
+    X,
+    k: int,
+    Y,
+    *,
+    L=None,
+    W=None,
+    lam: float = 1.0,
+    init="nndsvda",
+    B0=None,
+    max_iter: int = 1000,
+    tol: float = 1e-5,
+    random_state=None,
+) -> SSNMFResult:
+    r"""Semi-supervised NMF by multiplicative updates (paper equation (2)).
+
+    The updates are those of Lee, Yoo & Choi (2010) with masks, in the order A, B, S:
+
+    .. math::
+        A &\leftarrow A \odot \frac{(W\odot X) S^\top}{(W \odot AS) S^\top}, \qquad
+        B \leftarrow B \odot \frac{(L\odot Y) S^\top}{(L \odot BS) S^\top}, \\
+        S &\leftarrow S \odot \frac{A^\top (W\odot X) + \lambda B^\top (L \odot Y)}
+                                  {A^\top (W\odot AS) + \lambda B^\top (L\odot BS)} ,
+
+    each followed by a floor at 1e-16, so that no entry locks at zero. Each update
+    does not increase the objective. With ``lam = 0`` the iterates of ``A`` and ``S``
+    are exactly those of ``nmf(X, k, method="mu")`` from the same start.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, M)
+        Nonnegative data, one sample per column.
+    k : int
+        Number of topics.
+    Y : array_like, shape (P, M)
+        Nonnegative label matrix, usually one-hot (see :func:`one_hot`). Columns whose
+        label is unknown may hold anything finite; they are masked by ``L``.
+    L : array_like of {0, 1}, shape (P, M), optional
+        Label mask (see :func:`label_mask`). Default: every label is known.
+    W : array_like of {0, 1}, shape (N, M), optional
+        Data mask, 1 where ``X`` is observed. Default: everything is observed.
+    lam : float, default 1.0
+        Weight of the classification term, ``>= 0``.
+    init : {"nndsvda", "nndsvd", "nndsvdar", "random"} or tuple (A0, S0)
+        Initialization of ``A`` and ``S``, as in :func:`nnmf_lib.nmf`.
+    B0 : array_like, shape (P, k), optional
+        Initial classifier. Default: random, scaled so that ``B0 @ S0`` has the mean of
+        the known labels.
+    max_iter : int, default 1000
+    tol : float, default 1e-5
+        Stop when the objective decreased by less than ``tol`` (relative) over the
+        last 10 iterations.
+    random_state : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    SSNMFResult
+    """
+    X, W = as_masked_data(X, W)
+    k = check_rank(k, X)
+    Y = as_matrix(Y, "Y", nonnegative=True)
+    if Y.shape[1] != X.shape[1]:
+        raise ValueError(
+            "Y must have one column per column of X: "
+            f"X has {X.shape[1]}, Y has {Y.shape[1]}."
+        )
+    L = np.ones_like(Y) if L is None else as_mask(L, Y.shape, "L").astype(float)
+    lam = check_float(lam, "lam")
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
+    tol = check_float(tol, "tol")
+    rng = check_random_state(random_state)
+
+    A, S = _start(X, k, init, rng, "mu")
+    if B0 is None:
+        known = L.any(axis=0)
+        target = float((L * Y).sum() / max(L.sum(), 1.0)) if known.any() else 1.0
+        scale = target / max(k * float(S.mean()), _TINY)
+        B = np.maximum(EPS, scale * np.abs(rng.standard_normal((Y.shape[0], k))))
+    else:
+        B = np.maximum(EPS, as_matrix(B0, "B0", nonnegative=True))
+        check_shape(B, (Y.shape[0], k), "B0", "classes x k")
+    Y = np.where(L > 0, Y, 0.0)  # unknown labels never enter the fit
+    WX = X if W is None else W * X
+    LY = L * Y
+
+    total, recon = _objective(X, Y, A, B, S, W, L, lam)
+    history, reconstruction, elapsed = [total], [recon], [0.0]
+    start = time.perf_counter()
+    converged = False
+    for _ in range(max_iter):
+        A, B, S = _step(WX, LY, A, B, S, W, L, lam)
+        total, recon = _objective(X, Y, A, B, S, W, L, lam)
+        history.append(total)
+        reconstruction.append(recon)
+        elapsed.append(time.perf_counter() - start)
+        if stopped(history, tol):
+            converged = True
+            break
+    if not converged:
+        warn(
+            f"ssnmf stopped at max_iter={max_iter} before the objective settled "
+            f"(tol={tol:g}); increase max_iter or tol.",
+            ConvergenceWarning,
+        )
+    # Unit-norm topics; the scales move into S, and B absorbs their inverse.
+    norms = np.linalg.norm(A, axis=0)
+    d = np.where(norms > 0, norms, 1.0)
+    return SSNMFResult(
+        A=A / d,
+        S=S * d[:, None],
+        B=B / d,
+        n_iter=len(history) - 1,
+        objective=np.array(history),
+        reconstruction=np.array(reconstruction),
+        elapsed=np.array(elapsed),
+        converged=converged,
+    )

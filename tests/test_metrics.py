@@ -1,0 +1,42 @@
+"""Tests of nnmf_lib.metrics against direct computations, and their validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnmf_lib import accuracy, predict_labels, relative_error
+
+
+def test_relative_error():
+    rng = np.random.default_rng(0)
+    X, Xh = rng.random((5, 6)), rng.random((5, 6))
+    assert relative_error(X, Xh) == pytest.approx(
+        np.sqrt(((X - Xh) ** 2).sum() / (X**2).sum())
+    )
+    assert relative_error(X, X) == 0.0
+    assert relative_error(X, np.zeros_like(X)) == pytest.approx(1.0)
+    W = rng.random(X.shape) < 0.5
+    assert relative_error(X, Xh, W) == pytest.approx(
+        np.linalg.norm((X - Xh)[W]) / np.linalg.norm(X[W])
+    )
+    assert np.isnan(relative_error(np.zeros((2, 2)), np.ones((2, 2))))
+    with pytest.raises(ValueError, match=r"approximation must have shape \(5, 6\)"):
+        relative_error(X, Xh[:, :3])
+
+
+def test_predict_labels_and_accuracy():
+    B = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    S = np.array([[3.0, 0.0, 1.0], [0.0, 2.0, 1.1]])
+    labels = predict_labels(B, S)
+    assert np.array_equal(labels, [0, 1, 1])
+    assert accuracy([0, 1, 2], labels) == pytest.approx(2 / 3)
+    assert accuracy([0, 1, 2], labels, mask=np.array([True, True, False])) == 1.0
+    with pytest.raises(ValueError, match="B has 2 columns but S has 3 rows"):
+        predict_labels(B, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="must be 1-D arrays of the same length"):
+        accuracy([0, 1], [0, 1, 2])
+    with pytest.raises(ValueError, match="mask must be a boolean array of shape"):
+        accuracy([0, 1], [0, 1], mask=[1, 0])
+    with pytest.raises(ValueError, match="empty set of samples"):
+        accuracy([0, 1], [0, 1], mask=np.array([False, False]))
