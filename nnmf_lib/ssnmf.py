@@ -30,12 +30,10 @@ from ._validation import (
     warn,
 )
 from .metrics import predict_labels
-from .nmf import EPS, _start, stopped
+from .nmf import EPS, TINY, _mu_terms_S, _mu_update_A, _objective, _start, stopped
 from .nnls import nnls
 
 __all__ = ["SSNMFResult", "label_mask", "one_hot", "ssnmf"]
-
-_TINY = np.finfo(float).tiny
 
 
 def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
@@ -115,26 +113,19 @@ class SSNMFResult:
         return predict_labels(self.B, S)
 
 
-def _objective(X, Y, A, B, S, W, L, lam):
-    R = X - A @ S
-    if W is not None:
-        R *= W
-    E = L * (Y - B @ S)
-    recon = float(np.vdot(R, R))
-    return recon + lam * float(np.vdot(E, E)), recon
+def _step(X, WX, LY, A, B, S, W, L, lam, norm_x2):
+    """One pass of the Lee-Yoo-Choi multiplicative updates: A, then B, then S.
 
-
-def _step(WX, LY, A, B, S, W, L, lam):
-    """One pass of the Lee-Yoo-Choi multiplicative updates: A, then B, then S."""
-    AS = A @ S if W is None else W * (A @ S)
-    A = np.maximum(EPS, A * (WX @ S.T) / np.maximum(AS @ S.T, _TINY))
-    BS = L * (B @ S)
-    B = np.maximum(EPS, B * (LY @ S.T) / np.maximum(BS @ S.T, _TINY))
-    AS = A @ S if W is None else W * (A @ S)
-    numerator = A.T @ WX + lam * (B.T @ LY)
-    denominator = A.T @ AS + lam * (B.T @ (L * (B @ S)))
-    S = np.maximum(EPS, S * numerator / np.maximum(denominator, _TINY))
-    return A, B, S
+    Returns the new factors and the two terms of the objective.
+    """
+    A = _mu_update_A(WX, A, S, W)
+    B = _mu_update_A(LY, B, S, L)  # B is fitted to Y exactly as A is fitted to X
+    numerator, denominator = _mu_terms_S(WX, A, S, W)
+    numerator = numerator + lam * (B.T @ LY)
+    denominator = denominator + lam * (B.T @ (L * (B @ S)))
+    S = np.maximum(EPS, S * numerator / np.maximum(denominator, TINY))
+    E = L * (B @ S) - LY
+    return A, B, S, _objective(X, A, S, W, norm_x2), float(np.vdot(E, E))
 
 
 def ssnmf(
@@ -213,7 +204,7 @@ def ssnmf(
     if B0 is None:
         known = L.any(axis=0)
         target = float((L * Y).sum() / max(L.sum(), 1.0)) if known.any() else 1.0
-        scale = target / max(k * float(S.mean()), _TINY)
+        scale = target / max(k * float(S.mean()), TINY)
         B = np.maximum(EPS, scale * np.abs(rng.standard_normal((Y.shape[0], k))))
     else:
         B = np.maximum(EPS, as_matrix(B0, "B0", nonnegative=True))
@@ -222,14 +213,19 @@ def ssnmf(
     WX = X if W is None else W * X
     LY = L * Y
 
-    total, recon = _objective(X, Y, A, B, S, W, L, lam)
-    history, reconstruction, elapsed = [total], [recon], [0.0]
+    norm_x2 = float(np.vdot(WX, WX))
+    recon = _objective(X, A, S, W, norm_x2)
+    E = L * (B @ S) - LY
+    history, reconstruction, elapsed = (
+        [recon + lam * float(np.vdot(E, E))],
+        [recon],
+        [0.0],
+    )
     start = time.perf_counter()
     converged = False
     for _ in range(max_iter):
-        A, B, S = _step(WX, LY, A, B, S, W, L, lam)
-        total, recon = _objective(X, Y, A, B, S, W, L, lam)
-        history.append(total)
+        A, B, S, recon, classification = _step(X, WX, LY, A, B, S, W, L, lam, norm_x2)
+        history.append(recon + lam * classification)
         reconstruction.append(recon)
         elapsed.append(time.perf_counter() - start)
         if stopped(history, tol):
