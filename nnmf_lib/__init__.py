@@ -7,28 +7,42 @@ estimators take one sample per row.
 """
 
 from ._validation import ConvergenceWarning, RankDeficiencyWarning
+from .datasets import BlockData, hierarchical_blocks, known_mask, nested_blocks
+from .deep import DeepNMFResult, deep_nmf, pool, unpool
+from .hierarchical import HNMFResult, hnmf, product
 from .metrics import accuracy, predict_labels, relative_error
 from .nmf import NMFResult, initialize, nmf
 from .nnls import NNLSInfo, kkt_residual, nnls, nnls_vjp
 from .ssnmf import SSNMFResult, label_mask, one_hot, ssnmf
 
 __all__ = [
+    "BlockData",
     "ConvergenceWarning",
+    "DeepNMFResult",
+    "HNMFResult",
     "NMFResult",
     "NNLSInfo",
     "RankDeficiencyWarning",
     "SSNMFResult",
     "accuracy",
+    "deep_nmf",
+    "hierarchical_blocks",
+    "hnmf",
     "initialize",
     "kkt_residual",
+    "known_mask",
     "label_mask",
+    "nested_blocks",
     "nmf",
     "nnls",
     "nnls_vjp",
     "one_hot",
+    "pool",
     "predict_labels",
+    "product",
     "relative_error",
     "ssnmf",
+    "unpool",
 ]
 
 __version__ = "0.1.0"

@@ -204,3 +204,25 @@ def check_rank(k, X: np.ndarray, name: str = "k") -> int:
             f"{X.shape}; got {k}."
         )
     return k
+
+
+def check_ranks(ranks, X: np.ndarray) -> list[int]:
+    """Layer ranks ``[k_0, ..., k_L]``: integers >= 1, ``k_0 <= min(N, M)``, and each
+    at most the one before (a layer factors the k_{l-1} x M coefficients below it)."""
+    if isinstance(ranks, numbers.Integral) or not hasattr(ranks, "__len__"):
+        raise TypeError(f"ranks must be a sequence of integers; got {ranks!r}.")
+    if len(ranks) == 0:
+        raise ValueError("ranks must have at least one layer.")
+    ranks = [check_int(k, f"ranks[{i}]") for i, k in enumerate(ranks)]
+    if ranks[0] > min(X.shape):
+        raise ValueError(
+            f"ranks[0] must be at most min(N, M) = {min(X.shape)} for data of shape "
+            f"{X.shape}; got {ranks[0]}."
+        )
+    for i in range(1, len(ranks)):
+        if ranks[i] > ranks[i - 1]:
+            raise ValueError(
+                f"ranks[{i}] = {ranks[i]} exceeds ranks[{i - 1}] = {ranks[i - 1]}: a "
+                "layer cannot have more topics than the layer it factors has rows."
+            )
+    return ranks

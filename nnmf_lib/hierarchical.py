@@ -1,0 +1,164 @@
+r"""Hierarchical NMF (hNMF): factor the data, then the coefficients, layer by layer.
+
+With :math:`S^{(-1)} = X`, layer :math:`\ell = 0, \dots, \mathcal L` solves an
+independent NMF :math:`S^{(\ell-1)} \approx A^{(\ell)} S^{(\ell)}` with
+:math:`k^{(\ell)}` topics, so that
+
+.. math:: X \approx A^{(0)} A^{(1)} \cdots A^{(\ell)} S^{(\ell)}
+
+after each layer (the paper's equation (3)). Each layer is fitted greedily: nothing
+flows back from later layers to earlier ones. Optionally the last layer is
+semi-supervised (:func:`nnmf_lib.ssnmf`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import (
+    as_masked_data,
+    as_matrix,
+    check_float,
+    check_random_state,
+    check_ranks,
+)
+from .metrics import predict_labels, relative_error
+from .nmf import nmf
+from .nnls import nnls
+from .ssnmf import ssnmf
+
+__all__ = ["HNMFResult", "hnmf", "product"]
+
+
+def product(A: list, S: np.ndarray) -> np.ndarray:
+    """The approximation ``A[0] @ A[1] @ ... @ A[-1] @ S``, multiplied from the right
+    so that every product is as thin as possible."""
+    out = S
+    for factor in reversed(A):
+        out = factor @ out
+    return out
+
+
+@dataclass
+class HNMFResult:
+    """The outcome of :func:`hnmf`.
+
+    Attributes
+    ----------
+    A : list of ndarray
+        ``A[l]`` has shape (k_{l-1}, k_l) (``A[0]`` is N x k_0); unit-norm columns.
+    S : list of ndarray
+        ``S[l]`` has shape (k_l, M).
+    B : ndarray or None
+        Classifier of the last layer (P x k_L) when labels were given.
+    errors : ndarray, shape (L + 1,)
+        Relative error of ``X ≈ A[0] ... A[l] S[l]`` after each layer l.
+    layers : list
+        The per-layer results (:class:`NMFResult` or, for a supervised last layer,
+        :class:`SSNMFResult`), with their iteration histories.
+    """
+
+    A: list
+    S: list
+    B: np.ndarray | None
+    errors: np.ndarray
+    layers: list
+
+    def approximation(self, depth: int | None = None) -> np.ndarray:
+        """``A[0] @ ... @ A[depth] @ S[depth]`` (default: the last layer)."""
+        depth = len(self.A) - 1 if depth is None else depth
+        return product(self.A[: depth + 1], self.S[depth])
+
+    def transform(self, X_new) -> list:
+        """Representations of new columns, layer by layer: S[l] = q(A[l], S[l-1])."""
+        S = as_matrix(X_new, "X_new", nonnegative=True)
+        if S.shape[0] != self.A[0].shape[0]:
+            raise ValueError(
+                f"X_new must have {self.A[0].shape[0]} rows (the rows of X); "
+                f"got {S.shape[0]}."
+            )
+        out = []
+        for A in self.A:
+            S = nnls(A, S)
+            out.append(S)
+        return out
+
+    def predict(self, X_new=None) -> np.ndarray:
+        """Labels ``argmax(B S[L])`` of the training columns, or of ``X_new``."""
+        if self.B is None:
+            raise ValueError("predict needs a model fitted with labels Y.")
+        S = self.S[-1] if X_new is None else self.transform(X_new)[-1]
+        return predict_labels(self.B, S)
+
+
+def hnmf(
+    X,
+    ranks,
+    *,
+    method: str = "hals",
+    Y=None,
+    L=None,
+    lam: float = 1.0,
+    W=None,
+    init="nndsvda",
+    max_iter: int = 1000,
+    tol: float = 1e-5,
+    random_state=None,
+) -> HNMFResult:
+    r"""Hierarchical NMF: greedy NMF of the data, then of each layer's coefficients.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, M)
+        Nonnegative data, one sample per column.
+    ranks : sequence of int
+        Topics per layer, ``[k_0, k_1, ..., k_L]``, non-increasing, with
+        ``k_0 <= min(N, M)``.
+    method : {"hals", "mu", "anls"}, default "hals"
+        NMF algorithm of the unsupervised layers (see :func:`nnmf_lib.nmf`).
+    Y : array_like, shape (P, M), optional
+        Labels. If given, the last layer is semi-supervised NMF (multiplicative
+        updates) with classifier ``B``; the other layers stay unsupervised.
+    L : array_like of {0, 1}, shape (P, M), optional
+        Label mask (default: all labels known).
+    lam : float, default 1.0
+        Weight of the classification term of the last layer.
+    W : array_like of {0, 1}, shape (N, M), optional
+        Data mask of the first layer (missing entries of ``X``).
+    init : str, default "nndsvda"
+        Initialization of every layer (see :func:`nnmf_lib.initialize`).
+    max_iter, tol :
+        Stopping rule of every layer (see :func:`nnmf_lib.nmf`).
+    random_state : None, int or numpy.random.Generator
+        One generator drives all layers in turn: the same seed, the same result.
+
+    Returns
+    -------
+    HNMFResult
+    """
+    X, W = as_masked_data(X, W)
+    ranks = check_ranks(ranks, X)
+    lam = check_float(lam, "lam")
+    options = dict(
+        init=init,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=check_random_state(random_state),
+    )
+    A, S, layers, errors = [], [], [], []
+    data, B = X, None
+    for depth, k in enumerate(ranks):
+        mask = W if depth == 0 else None  # later layers factor complete coefficients
+        if Y is not None and depth == len(ranks) - 1:
+            fit = ssnmf(data, k, Y, L=L, W=mask, lam=lam, **options)
+            B = fit.B
+        else:
+            fit = nmf(data, k, method=method, W=mask, **options)
+        layers.append(fit)
+        A.append(fit.A)
+        S.append(fit.S)
+        data = fit.S
+        errors.append(relative_error(X, product(A, fit.S), W))
+    return HNMFResult(A, S, B, np.array(errors), layers)
