@@ -147,6 +147,7 @@ def deep_nmf(
     L=None,
     lam: float = 1.0,
     method: str = "hals",
+    init="nndsvda",
     forward_iter: int = 500,
     max_iter: int = 200,
     tol: float = 1e-6,
@@ -194,6 +195,8 @@ def deep_nmf(
         Labels, label mask and weight of the classification term (optional).
     method : {"hals", "mu", "anls"}, default "hals"
         NMF algorithm of the forward pass.
+    init : str, default "nndsvda"
+        Initialization of each layer's NMF (see :func:`nnmf_lib.initialize`).
     forward_iter : int, default 500
         Iterations of each layer's NMF in the forward pass.
     max_iter : int, default 200
@@ -224,17 +227,14 @@ def deep_nmf(
 
     # Forward pass: NMF per layer, pooling in between.
     inputs, A, S, where, B = [X], [], [], [], None
+    options = dict(init=init, max_iter=forward_iter, random_state=rng)
     for depth, k in enumerate(ranks):
         last = depth == len(ranks) - 1
         if last and Y is not None:
-            fit = ssnmf(
-                inputs[-1], k, Y, L=L, lam=lam, max_iter=forward_iter, random_state=rng
-            )
+            fit = ssnmf(inputs[-1], k, Y, L=L, lam=lam, **options)
             B = fit.B
         else:
-            fit = nmf(
-                inputs[-1], k, method=method, max_iter=forward_iter, random_state=rng
-            )
+            fit = nmf(inputs[-1], k, method=method, **options)
         A.append(np.maximum(fit.A, EPS))
         S.append(np.maximum(fit.S, EPS))
         if not last:

@@ -182,4 +182,4 @@ def test_determinism_and_validation(blocks):
     with pytest.raises(ValueError, match=r"ranks\[1\] = 5 exceeds ranks\[0\] = 4"):
         deep_nmf(blocks.X, [4, 5])
     with pytest.warns(ConvergenceWarning, match="deep_nmf stopped at max_iter=1"):
-        deep_nmf(blocks.X, [9, 4], max_iter=1, tol=0, forward_iter=2000)
+        deep_nmf(blocks.X, [9, 4], max_iter=1, tol=0, forward_iter=5)
