@@ -24,6 +24,7 @@ import scipy.optimize
 from ._validation import (
     RankDeficiencyWarning,
     as_mask,
+    as_masked_data,
     as_matrix,
     check_int,
     check_same_rows,
@@ -136,9 +137,11 @@ def _solve_on_supports(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``CtC[T, T] z_T = R[T, j]``, ``z`` zero off ``T = F[:, j]``, for every j.
 
-    The columns are grouped by identical support, and the supports by size. Each size
-    class is one batched solve of |T| x |T| systems (one factorization per distinct
-    support), so the Python loop runs over support sizes, never over columns.
+    ``CtC`` is one k x k Gram matrix shared by all columns, or an m x k x k stack with
+    one Gram matrix per column (the masked problem). The columns are grouped by
+    identical support, and the supports by size. Each size class is one batched solve of
+    |T| x |T| systems (one factorization per distinct support when the Gram matrix is
+    shared), so the Python loop runs over support sizes, never over columns.
     Returns ``Z`` (k x m) and a boolean vector marking columns whose block was singular.
     """
     k, m = F.shape
@@ -148,9 +151,7 @@ def _solve_on_supports(
         return Z, singular_col
     patterns, group = _group_columns(F)
     sizes = patterns.sum(axis=1)
-    local = np.empty(
-        len(patterns), dtype=np.intp
-    )  # index of a group inside its size class
+    local = np.empty(len(patterns), dtype=np.intp)  # index of a group in its class
     for s in np.unique(sizes[sizes > 0]):
         in_class = np.flatnonzero(sizes == s)
         local[in_class] = np.arange(in_class.size)
@@ -158,23 +159,39 @@ def _solve_on_supports(
         cols = np.flatnonzero(sizes[group] == s)
         which = local[group[cols]]
         rows = T[which]  # n x s: the support of each column
-        z, singular = _solve_blocks(
-            CtC[T[:, :, None], T[:, None, :]], which, R[rows, cols[:, None]]
-        )
+        if CtC.ndim == 2:  # shared Gram matrix: one block per distinct support
+            blocks = CtC[T[:, :, None], T[:, None, :]]
+        else:  # one Gram matrix per column: one block per column
+            blocks = CtC[cols[:, None, None], rows[:, :, None], rows[:, None, :]]
+            which = np.arange(cols.size)
+        z, singular = _solve_blocks(blocks, which, R[rows, cols[:, None]])
         Z[rows, cols[:, None]] = z
         singular_col[cols] = singular[which]
     return Z, singular_col
 
 
+def _gram_times(CtC: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``CtC @ x`` column by column, for a shared or a per-column Gram matrix."""
+    return CtC @ x if CtC.ndim == 2 else np.einsum("mij,jm->im", CtC, x)
+
+
+def _grams(A: np.ndarray, X: np.ndarray, W) -> tuple[np.ndarray, np.ndarray]:
+    """``A^T A`` and ``A^T X``, or with a mask the per-column ``A^T diag(w_m) A`` and
+    ``A^T (W * X)``."""
+    if W is None:
+        return A.T @ A, A.T @ X
+    return np.einsum("nm,ni,nj->mij", W, A, A, optimize=True), A.T @ (W * X)
+
+
 def _solve_passive(CtC, CtB, F):
     """Least squares on the passive sets: ``x`` (zero off F), ``y`` (zero on F)."""
     x, singular = _solve_on_supports(CtC, F, CtB)
-    y = CtC @ x - CtB
+    y = _gram_times(CtC, x) - CtB
     y[F] = 0.0
     return x, y, singular
 
 
-def nnls(A, X, *, support=None, max_iter: int = 100, return_info: bool = False):
+def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool = False):
     r"""Solve :math:`\min_{S \ge 0} \|X - A S\|_F` for all columns of ``X`` at once.
 
     Block principal pivoting (Kim & Park, 2011, Algorithm 2) with the columns grouped by
@@ -193,7 +210,12 @@ def nnls(A, X, *, support=None, max_iter: int = 100, return_info: bool = False):
     A : array_like, shape (N, k)
         Nonnegative dictionary (topics as columns).
     X : array_like, shape (N, M)
-        Nonnegative data, one sample per column.
+        Nonnegative data, one sample per column. Where ``W`` is 0 the entries are
+        ignored and may hold anything (NaN included).
+    W : array_like of {0, 1}, shape (N, M), optional
+        Data mask: solve :math:`\min_{S\ge0} \|W \odot (X - AS)\|_F`, so that each
+        column is fitted on its observed entries only. Each column then has its own
+        Gram matrix, which costs O(N M k^2) time and O(M k^2) memory.
     support : array_like of bool, shape (k, M), optional
         Warm start: the passive set to begin from, for example ``S_prev > 0`` from a
         previous, nearby problem. Default: start from the empty set.
@@ -206,8 +228,8 @@ def nnls(A, X, *, support=None, max_iter: int = 100, return_info: bool = False):
     -------
     S : ndarray, shape (k, M)
         The minimizer, with exact zeros off its support. When ``A`` is rank-deficient
-        the minimizer is not unique and one of them is returned (the fit ``A S`` is
-        unique).
+        (on the observed rows of a column) the minimizer is not unique and one of them
+        is returned (the fit ``A S`` is unique).
     info : NNLSInfo
         Only when ``return_info`` is true.
 
@@ -215,23 +237,27 @@ def nnls(A, X, *, support=None, max_iter: int = 100, return_info: bool = False):
     ------
     ValueError
         If ``A`` or ``X`` is not 2-D, not finite or has a negative entry, if their row
-        counts differ, or if ``support`` has the wrong shape or non-binary values.
+        counts differ, or if ``W`` or ``support`` has the wrong shape or non-binary
+        values.
     """
     A = as_matrix(A, "A", nonnegative=True)
-    X = as_matrix(X, "X", nonnegative=True)
+    X, W = as_masked_data(X, W)
     check_same_rows(A, X)
     max_iter = check_int(max_iter, "max_iter", minimum=1)
-    k, M = A.shape[1], X.shape[1]
-    if support is None:
-        F = np.zeros((k, M), dtype=bool)
-    else:
-        F = as_mask(support, (k, M), "support").copy()
+    if support is not None:
+        support = as_mask(support, (A.shape[1], X.shape[1]), "support")
+    S, info = _bpp(A, X, W, support, max_iter)
+    return (S, info) if return_info else S
 
-    CtC = A.T @ A
-    CtB = A.T @ X
+
+def _bpp(A, X, W, support, max_iter):
+    """Block principal pivoting on validated input; returns ``(S, NNLSInfo)``."""
+    k, M = A.shape[1], X.shape[1]
+    F = np.zeros((k, M), dtype=bool) if support is None else support.copy()
+    CtC, CtB = _grams(A, X, W)
     # Scale of each column's dual variable y and primal variable x, for the tolerances.
     tol_y = _RTOL * np.maximum(np.abs(CtB).max(axis=0), np.finfo(float).tiny)
-    tol_x = tol_y / max(float(np.max(np.diag(CtC))), np.finfo(float).tiny)
+    tol_x = tol_y / max(float(np.max(np.abs(CtC))), np.finfo(float).tiny)
 
     if support is None:  # empty passive set: S = 0 and the dual is -A^T X
         S, Y, rank_deficient = np.zeros((k, M)), -CtB, False
@@ -260,15 +286,15 @@ def nnls(A, X, *, support=None, max_iter: int = 100, return_info: bool = False):
         if backup.size:  # Murty's rule: exchange only the largest infeasible index
             last = k - 1 - np.argmax(V[::-1, backup], axis=0)
             F[last, backup] ^= True
-        S[:, todo], Y[:, todo], singular = _solve_passive(CtC, CtB[:, todo], F[:, todo])
+        C = CtC if CtC.ndim == 2 else CtC[todo]
+        S[:, todo], Y[:, todo], singular = _solve_passive(C, CtB[:, todo], F[:, todo])
         rank_deficient |= bool(singular.any())
 
     S = np.where(F, np.maximum(S, 0.0), 0.0)
     fallback = np.flatnonzero(todo)
     for j in fallback:  # rare: only columns the pivoting could not finish
-        S[:, j] = scipy.optimize.nnls(A, X[:, j], maxiter=50 * (k + 1))[0]
-    if not return_info:
-        return S
+        rows = slice(None) if W is None else W[:, j] > 0
+        S[:, j] = scipy.optimize.nnls(A[rows], X[rows, j], maxiter=50 * (k + 1))[0]
     info = NNLSInfo(
         n_iter=n_iter,
         kkt_residual=_kkt(CtC, CtB, S),
@@ -279,16 +305,17 @@ def nnls(A, X, *, support=None, max_iter: int = 100, return_info: bool = False):
 
 
 def _kkt(CtC: np.ndarray, CtB: np.ndarray, S: np.ndarray) -> float:
-    G = CtC @ S - CtB
-    scale = max(float(np.abs(CtB).max()), float(np.abs(CtC @ S).max()))
+    CS = _gram_times(CtC, S)
+    G = CS - CtB
+    scale = max(float(np.abs(CtB).max()), float(np.abs(CS).max()))
     if scale == 0.0:
         return 0.0
     # D S has the units of G, so min(D S, G) compares like with like.
-    DS = np.diag(CtC)[:, None] * S
-    return float(np.abs(np.minimum(DS, G)).max() / scale)
+    D = np.diag(CtC)[:, None] if CtC.ndim == 2 else np.diagonal(CtC, 0, 1, 2).T
+    return float(np.abs(np.minimum(D * S, G)).max() / scale)
 
 
-def kkt_residual(A, X, S) -> float:
+def kkt_residual(A, X, S, W=None) -> float:
     r"""Scale-free violation of the optimality conditions of NNLS.
 
     For :math:`\min_{S\ge0}\|X-AS\|_F`, with the gradient :math:`G = A^\top(AS - X)`
@@ -309,20 +336,25 @@ def kkt_residual(A, X, S) -> float:
     X : array_like, shape (N, M)
     S : array_like, shape (k, M)
         Candidate solution; it may have negative entries (they count as violations).
+    W : array_like of {0, 1}, shape (N, M), optional
+        Data mask of the problem (see :func:`nnls`).
 
     Returns
     -------
     float
     """
     A = as_matrix(A, "A")
-    X = as_matrix(X, "X")
+    if W is None:
+        X = as_matrix(X, "X")
+    else:
+        X, W = as_masked_data(X, W)
     S = as_matrix(S, "S")
     check_same_rows(A, X)
     check_shape(S, (A.shape[1], X.shape[1]), "S", "columns of A x columns of X")
-    return _kkt(A.T @ A, A.T @ X, S)
+    return _kkt(*_grams(A, X, W), S)
 
 
-def nnls_vjp(A, X, S, G):
+def nnls_vjp(A, X, S, G, W=None):
     r"""Vector-Jacobian product of q: the gradient of :math:`\langle G, q(A,X)\rangle`.
 
     For a column :math:`x` with solution :math:`s = q(A, x)`, support
@@ -350,6 +382,11 @@ def nnls_vjp(A, X, S, G):
         ``nnls(A, X)``; its support (``S > 0``) selects the active columns of ``A``.
     G : array_like, shape (k, M)
         Upstream gradient, the derivative of the loss with respect to ``S``.
+    W : array_like of {0, 1}, shape (N, M), optional
+        Data mask of the problem (see :func:`nnls`): :math:`A_T^\top A_T` becomes
+        :math:`A_T^\top \operatorname{diag}(w) A_T`, and both gradients are masked,
+        :math:`\partial/\partial x = w \odot A_T z` and
+        :math:`\partial/\partial A_T = (w \odot r) z^\top - (w \odot A_T z) s_T^\top`.
 
     Returns
     -------
@@ -363,14 +400,14 @@ def nnls_vjp(A, X, S, G):
         minimum-norm least-squares solution for :math:`z` is used there.
     """
     A = as_matrix(A, "A", nonnegative=True)
-    X = as_matrix(X, "X", nonnegative=True)
+    X, W = as_masked_data(X, W)
     check_same_rows(A, X)
     shape = (A.shape[1], X.shape[1])
     S = as_matrix(S, "S", nonnegative=True)
     check_shape(S, shape, "S", "columns of A x columns of X")
     G = as_matrix(G, "G")
     check_shape(G, shape, "G", "columns of A x columns of X")
-    Z, singular = _solve_on_supports(A.T @ A, S > 0, G)
+    dA, dX, singular = _vjp(A, X, S, G, W)
     if singular.any():
         warn(
             "A restricted to the support of S is rank-deficient for "
@@ -378,6 +415,15 @@ def nnls_vjp(A, X, S, G):
             "solution was used there.",
             RankDeficiencyWarning,
         )
-    dX = A @ Z
-    dA = (X - A @ S) @ Z.T - dX @ S.T
     return dA, dX
+
+
+def _vjp(A, X, S, G, W=None):
+    """:func:`nnls_vjp` on validated input; also returns the singular-column flags."""
+    CtC = A.T @ A if W is None else _grams(A, X, W)[0]
+    Z, singular = _solve_on_supports(CtC, S > 0, G)
+    AZ = A @ Z
+    if W is None:
+        return (X - A @ S) @ Z.T - AZ @ S.T, AZ, singular
+    dX = W * AZ
+    return (W * (X - A @ S)) @ Z.T - dX @ S.T, dX, singular

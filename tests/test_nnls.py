@@ -411,3 +411,70 @@ def test_vjp_and_kkt_validation():
         kkt_residual(GOOD_A, GOOD_X, np.ones((2, 2)))
     with pytest.raises(ValueError, match="A and X must have the same number of rows"):
         kkt_residual(GOOD_A, np.ones((3, 3)), np.ones((2, 3)))
+
+
+# ---------------------------------------------------------------------------------
+# The masked problem: min ||W * (X - A S)|| column by column
+
+
+def cvxpy_masked_nnls(A, X, W):
+    S = cp.Variable((A.shape[1], X.shape[1]), nonneg=True)
+    residual = cp.multiply(W.astype(float), np.where(W, X, 0.0) - A @ S)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(residual)))
+    problem.solve(
+        solver=cp.OSQP, eps_abs=1e-8, eps_rel=1e-8, polishing=True, max_iter=200_000
+    )
+    assert problem.status == cp.OPTIMAL
+    return S.value
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_masked_nnls_matches_cvxpy_and_per_column_scipy(seed):
+    rng = np.random.default_rng(500 + seed)
+    A, X = rng.random((30, 6)), rng.random((30, 25))
+    W = rng.random(X.shape) < 0.7
+    W[:, 0] = False  # a column with nothing observed: its solution is 0
+    X_nan = np.where(W, X, np.nan)
+    S, info = nnls(A, X_nan, W=W, return_info=True)
+    assert info.kkt_residual <= 1e-10
+    assert kkt_residual(A, X_nan, S, W=W) <= 1e-10
+    assert np.all(S[:, 0] == 0)
+    ref = np.column_stack(
+        [
+            scipy.optimize.nnls(A[W[:, j]], X[W[:, j], j])[0]
+            if W[:, j].any()
+            else np.zeros(6)
+            for j in range(25)
+        ]
+    )
+    assert rel(S, ref) <= 1e-8
+    assert rel(S, cvxpy_masked_nnls(A, X, W)) <= 1e-8
+    # a full mask is the unmasked problem
+    assert rel(nnls(A, X, W=np.ones_like(W)), nnls(A, X)) <= 1e-12
+
+
+def test_masked_vjp_matches_finite_differences():
+    tried = 0
+    for seed in range(40):
+        rng = np.random.default_rng(900 + seed)
+        A, X = rng.random((14, 4)) + 0.05, rng.random((14, 9))
+        W = rng.random(X.shape) < 0.75
+        S = nnls(A, X, W=W)
+        G = A.T @ (W * (A @ S - X))
+        if not (S == 0).any() or G[S == 0].min() < 1e-4 * np.abs(A.T @ (W * X)).max():
+            continue
+        tried += 1
+        U = rng.standard_normal(S.shape)
+        dA, dX = nnls_vjp(A, X, S, U, W=W)
+        fd_A = central_difference(
+            lambda A_, X=X, W=W, U=U: np.sum(U * nnls(A_, X, W=W)), A
+        )
+        fd_X = central_difference(
+            lambda X_, A=A, W=W, U=U: np.sum(U * nnls(A, X_, W=W)), X
+        )
+        assert np.linalg.norm(dA - fd_A) <= 1e-6 * np.linalg.norm(fd_A)
+        assert np.linalg.norm(dX - fd_X) <= 1e-6 * np.linalg.norm(fd_X)
+        assert np.all(dX[~W] == 0)  # unobserved entries do not influence S
+        if tried == 3:
+            break
+    assert tried == 3
