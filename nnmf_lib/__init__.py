@@ -11,6 +11,7 @@ from .datasets import BlockData, hierarchical_blocks, known_mask, nested_blocks
 from .deep import DeepNMFResult, deep_nmf, pool, unpool
 from .hierarchical import HNMFResult, hnmf, product
 from .metrics import accuracy, predict_labels, relative_error
+from .neural import NeuralNMFResult, forward, loss_and_grad, neural_nmf
 from .nmf import NMFResult, initialize, nmf
 from .nnls import NNLSInfo, kkt_residual, nnls, nnls_vjp
 from .ssnmf import SSNMFResult, label_mask, one_hot, ssnmf
@@ -22,17 +23,21 @@ __all__ = [
     "HNMFResult",
     "NMFResult",
     "NNLSInfo",
+    "NeuralNMFResult",
     "RankDeficiencyWarning",
     "SSNMFResult",
     "accuracy",
     "deep_nmf",
+    "forward",
     "hierarchical_blocks",
     "hnmf",
     "initialize",
     "kkt_residual",
     "known_mask",
     "label_mask",
+    "loss_and_grad",
     "nested_blocks",
+    "neural_nmf",
     "nmf",
     "nnls",
     "nnls_vjp",
