@@ -197,10 +197,16 @@ def nested_blocks(
     return _draw((n_rows, n_cols), levels, noise, rng)
 
 
-def known_mask(n_samples: int, fraction: float, *, random_state=None) -> np.ndarray:
-    """Boolean vector marking ``round(fraction * n_samples)`` random samples as known.
+def known_mask(
+    n_samples: int, fraction: float, *, labels=None, random_state=None
+) -> np.ndarray:
+    """Boolean vector marking a random ``fraction`` of the samples as labelled.
 
-    Combine with :func:`nnmf_lib.label_mask` to get the P x M label mask ``L``.
+    Without ``labels``, ``round(fraction * n_samples)`` samples are drawn at random.
+    With ``labels`` (one integer class per sample), the draw is stratified: each class
+    keeps ``round(fraction * size)`` known samples, and at least one, so that no class
+    is left without a label. Combine with :func:`nnmf_lib.label_mask` to get the P x M
+    mask.
     """
     n_samples = check_int(n_samples, "n_samples")
     fraction = check_float(fraction, "fraction")
@@ -208,5 +214,17 @@ def known_mask(n_samples: int, fraction: float, *, random_state=None) -> np.ndar
         raise ValueError(f"fraction must be between 0 and 1; got {fraction}.")
     rng = check_random_state(random_state)
     known = np.zeros(n_samples, dtype=bool)
-    known[rng.permutation(n_samples)[: round(fraction * n_samples)]] = True
+    if labels is None:
+        known[rng.permutation(n_samples)[: round(fraction * n_samples)]] = True
+        return known
+    labels = np.asarray(labels)
+    if labels.shape != (n_samples,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be an integer array of shape ({n_samples},); "
+            f"got {labels.dtype} of shape {labels.shape}."
+        )
+    for c in np.unique(labels):  # a loop over classes
+        members = np.flatnonzero(labels == c)
+        count = max(1, round(fraction * members.size)) if fraction > 0 else 0
+        known[rng.permutation(members)[:count]] = True
     return known

@@ -103,3 +103,18 @@ def test_known_mask():
         known_mask(10, 1.5)
     with pytest.raises(ValueError, match="fraction must be a finite number >= 0"):
         known_mask(10, -0.1)
+
+
+def test_known_mask_stratified():
+    data = hierarchical_blocks(random_state=0)
+    known = known_mask(90, 0.4, labels=data.labels[9], random_state=0)
+    per_class = np.bincount(data.labels[9][known], minlength=9)
+    sizes = np.bincount(data.labels[9])
+    assert np.array_equal(per_class, np.maximum(1, np.round(0.4 * sizes)).astype(int))
+    assert np.all(per_class >= 1)
+    tiny = known_mask(90, 0.01, labels=data.labels[9], random_state=0)
+    assert np.all(np.bincount(data.labels[9][tiny], minlength=9) == 1)
+    with pytest.raises(
+        ValueError, match=r"labels must be an integer array of shape \(90,\)"
+    ):
+        known_mask(90, 0.4, labels=np.zeros(10, dtype=int))
