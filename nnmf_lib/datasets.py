@@ -6,6 +6,7 @@ Orientation as everywhere in ``nnmf_lib``: ``X`` is N x M with one sample per co
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,15 @@ import numpy as np
 from ._validation import check_float, check_int, check_random_state
 from .ssnmf import one_hot
 
-__all__ = ["BlockData", "hierarchical_blocks", "known_mask", "nested_blocks"]
+__all__ = [
+    "BlockData",
+    "LabelledData",
+    "hierarchical_blocks",
+    "known_mask",
+    "load_digits",
+    "load_docstrings",
+    "nested_blocks",
+]
 
 # The paper's layout (0-based, inclusive ranges): each level is a list of
 # (first row, last row, first column, last column) blocks, drawn with its value over
@@ -228,3 +237,187 @@ def known_mask(
         count = max(1, round(fraction * members.size)) if fraction > 0 else 0
         known[rng.permutation(members)[:count]] = True
     return known
+
+
+@dataclass
+class LabelledData:
+    """A real data set, one sample per column.
+
+    Attributes
+    ----------
+    X : ndarray, shape (N, M)
+        Nonnegative data (pixel intensities, or TF-IDF weights of terms).
+    labels : dict[str, ndarray]
+        Integer labels of the samples at each level of a hierarchy, coarsest first.
+    class_names : dict[str, list[str]]
+        The name of each class, per level.
+    feature_names : ndarray or None
+        The name of each row (the vocabulary of a text corpus).
+    sample_names : list[str]
+        The name of each column.
+    image_shape : tuple or None
+        The shape of one sample as an image.
+    """
+
+    X: np.ndarray
+    labels: dict
+    class_names: dict
+    feature_names: np.ndarray | None
+    sample_names: list
+    image_shape: tuple | None
+
+
+def load_digits() -> LabelledData:
+    """scikit-learn's 1797 handwritten digits as a 64 x 1797 matrix in [0, 1].
+
+    The data ship with scikit-learn; nothing is downloaded. One 8 x 8 image per column,
+    labelled by its digit (level ``"digit"``).
+    """
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    names = [str(d) for d in range(10)]
+    return LabelledData(
+        X=bunch.data.T / 16.0,
+        labels={"digit": bunch.target.astype(int)},
+        class_names={"digit": names},
+        feature_names=None,
+        sample_names=[f"image {i}" for i in range(bunch.target.size)],
+        image_shape=(8, 8),
+    )
+
+
+# The modules whose public docstrings form the text corpus, by package.
+DOCSTRING_MODULES = {
+    "numpy": ["numpy.linalg", "numpy.fft", "numpy.random", "numpy.polynomial"],
+    "scipy": [
+        "scipy.linalg",
+        "scipy.optimize",
+        "scipy.stats",
+        "scipy.signal",
+        "scipy.sparse",
+        "scipy.integrate",
+        "scipy.interpolate",
+        "scipy.special",
+        "scipy.spatial",
+        "scipy.ndimage",
+    ],
+    "sklearn": [
+        "sklearn.linear_model",
+        "sklearn.cluster",
+        "sklearn.decomposition",
+        "sklearn.metrics",
+        "sklearn.preprocessing",
+        "sklearn.ensemble",
+        "sklearn.model_selection",
+        "sklearn.neighbors",
+    ],
+}
+
+
+def _public_docstrings(module_name: str, min_length: int):
+    """(name, docstring) of the public functions and classes of a module, sorted."""
+    import importlib
+    import inspect
+
+    module = importlib.import_module(module_name)
+    names = getattr(module, "__all__", None) or dir(module)
+    found = []
+    for name in sorted(set(names)):
+        if name.startswith("_"):
+            continue
+        try:
+            obj = getattr(module, name)
+        except (AttributeError, ImportError):  # experimental or removed names
+            continue
+        if obj is None or inspect.ismodule(obj) or not callable(obj):
+            continue
+        doc = inspect.getdoc(obj) or ""
+        # Drop the code of the examples: prompts and their continuation lines.
+        text = "\n".join(
+            line
+            for line in doc.splitlines()
+            if not line.lstrip().startswith((">>>", "..."))
+        )
+        if len(text) >= min_length:
+            found.append((f"{module_name}.{name}", obj, text))
+    return found
+
+
+def load_docstrings(
+    *,
+    max_per_module: int = 80,
+    min_length: int = 200,
+    min_df: int = 5,
+    max_df: float = 0.3,
+) -> LabelledData:
+    """A text corpus that ships with the installed packages: the docstrings of the
+    public functions and classes of 22 modules of numpy, scipy and scikit-learn.
+
+    Each docstring is a document (a column), labelled at two levels: its package
+    (``"package"``: numpy, scipy, sklearn) and its module (``"module"``, for example
+    ``scipy.linalg``). The matrix holds TF-IDF weights of the vocabulary (rows), with
+    every document scaled to unit Euclidean norm.
+
+    Vocabulary filter, in this order: the code of the examples (lines starting with
+    ``>>>`` or ``...``) is removed; words are runs of at least three letters,
+    lowercased; scikit-learn's English stop words are dropped, and so are the names of
+    the packages and modules, which would give the labels away; a word must occur in
+    at least ``min_df`` documents and in at most a fraction ``max_df`` of them. An
+    object exported by several modules counts once, in the first; a docstring shorter
+    than ``min_length`` characters is skipped; modules with more than
+    ``max_per_module`` documents keep that many, evenly spaced in alphabetical order.
+
+    The result depends only on the installed versions of numpy, scipy and scikit-learn
+    (it is the same on every run with the same versions); nothing is downloaded.
+
+    Returns
+    -------
+    LabelledData
+        ``X`` of shape (terms, documents), ``feature_names`` the vocabulary.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+    max_per_module = check_int(max_per_module, "max_per_module")
+    min_df = check_int(min_df, "min_df")
+    max_df = check_float(max_df, "max_df")
+    documents, names, packages, modules, seen = [], [], [], [], set()
+    module_names = [m for ms in DOCSTRING_MODULES.values() for m in ms]
+    with warnings.catch_warnings():  # deprecated aliases warn when touched
+        warnings.simplefilter("ignore")
+        for p, module_list in enumerate(DOCSTRING_MODULES.values()):
+            for module in module_list:
+                found = [
+                    f
+                    for f in _public_docstrings(module, min_length)
+                    if id(f[1]) not in seen
+                ]
+                if len(found) > max_per_module:
+                    keep = np.linspace(0, len(found) - 1, max_per_module).round()
+                    found = [found[int(i)] for i in keep]
+                for name, obj, text in found:
+                    seen.add(id(obj))
+                    documents.append(text)
+                    names.append(name)
+                    packages.append(p)
+                    modules.append(module_names.index(module))
+    hidden = {part for m in module_names for part in m.split(".")} | {
+        "sklearn",
+        "scikit",
+    }
+    vectorizer = TfidfVectorizer(
+        token_pattern=r"(?u)\b[a-zA-Z]{3,}\b",
+        lowercase=True,
+        stop_words=sorted(ENGLISH_STOP_WORDS | hidden),
+        min_df=min_df,
+        max_df=max_df,
+    )
+    tfidf = vectorizer.fit_transform(documents)
+    return LabelledData(
+        X=tfidf.T.toarray(),
+        labels={"package": np.array(packages), "module": np.array(modules)},
+        class_names={"package": list(DOCSTRING_MODULES), "module": module_names},
+        feature_names=vectorizer.get_feature_names_out(),
+        sample_names=names,
+        image_shape=None,
+    )

@@ -118,3 +118,47 @@ def test_known_mask_stratified():
         ValueError, match=r"labels must be an integer array of shape \(90,\)"
     ):
         known_mask(90, 0.4, labels=np.zeros(10, dtype=int))
+
+
+def test_load_digits():
+    from nnmf_lib.datasets import load_digits
+
+    data = load_digits()
+    assert data.X.shape == (64, 1797) and data.image_shape == (8, 8)
+    assert data.X.min() == 0 and data.X.max() == 1
+    assert np.bincount(data.labels["digit"]).sum() == 1797
+    assert data.class_names["digit"] == [str(d) for d in range(10)]
+
+
+def test_load_docstrings_is_deterministic_and_documented(monkeypatch):
+    import socket
+
+    from nnmf_lib.datasets import DOCSTRING_MODULES, load_docstrings
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the loader must not use the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    data = load_docstrings()
+    again = load_docstrings()
+    assert np.array_equal(data.X, again.X)
+    assert list(data.feature_names) == list(again.feature_names)
+    n_terms, n_docs = data.X.shape
+    assert n_docs == len(data.sample_names) > 500 and n_terms > 1000
+    assert np.allclose(np.linalg.norm(data.X, axis=0), 1.0)  # unit-norm documents
+    assert (data.X >= 0).all()
+    # every module is a class, nested in its package
+    modules = [m for ms in DOCSTRING_MODULES.values() for m in ms]
+    assert data.class_names["module"] == modules
+    for name, module, package in zip(
+        data.sample_names, data.labels["module"], data.labels["package"], strict=True
+    ):
+        assert name.startswith(modules[module] + ".")
+        assert modules[module].split(".")[0] == data.class_names["package"][package]
+    # the filter: no label names, no short tokens, document frequencies in range
+    vocab = set(data.feature_names)
+    assert not vocab & {"numpy", "scipy", "sklearn", "linalg", "stats", "cluster"}
+    assert all(len(w) >= 3 and w.isalpha() and w.islower() for w in vocab)
+    df = (data.X > 0).sum(axis=1)
+    assert df.min() >= 5 and df.max() <= 0.3 * n_docs
+    assert np.bincount(data.labels["module"]).max() <= 80
