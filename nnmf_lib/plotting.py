@@ -218,7 +218,8 @@ def topic_hierarchy(
         heights[level][order] = np.linspace(0, 1, k) if k > 1 else 0.5
 
     tallest = max(a.shape[1] for a in layers)
-    fig, ax = plt.subplots(figsize=(4.2 * len(layers), max(3.0, 0.42 * tallest)))
+    spacing = 0.42 if feature_names is not None else 0.8  # inches per node
+    fig, ax = plt.subplots(figsize=(4.2 * len(layers), max(3.0, spacing * tallest)))
     for level, w in enumerate(weights):  # edges first, under the nodes
         for i, j in zip(*np.nonzero(w >= min_weight), strict=True):
             ax.plot(
@@ -246,7 +247,7 @@ def topic_hierarchy(
                 )
             else:
                 image = OffsetImage(
-                    profile[:, j].reshape(image_shape), zoom=3.2, cmap="gray_r"
+                    profile[:, j].reshape(image_shape), zoom=4.5, cmap="gray_r"
                 )
                 ax.add_artist(
                     AnnotationBbox(image, (level, y), frameon=True, pad=0.1, zorder=2)
