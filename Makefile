@@ -9,7 +9,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # With MPLBACKEND=Agg inherited by the kernels, figures silently vanish from the book.
 unexport MPLBACKEND
 
-.PHONY: setup book test lab clean
+.PHONY: setup book course test site-check browser lab clean
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 ## setup: create .venv with nnmf_lib (editable) and everything the book and tests need
 setup: $(STAMP)
@@ -28,15 +29,37 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build .
 	@echo "Open _build/html/index.html"
 
-## test: lint, unit tests, every chapter through nbval, and the book build (warnings are errors)
+## course: build the book without the exercises' solutions into _build/course/_build/html
+course: $(STAMP) browser
+	rm -rf _build/course
+	NNMF_BOOK_HIDE_SOLUTIONS=1 $(BIN)/jupyter-book build . --path-output _build/course
+	$(BIN)/python tools/check_site.py _build/course/_build/html --no-solutions \
+		--screenshots _build/course/screenshots
+	@echo "Open _build/course/_build/html/index.html"
+
+## test: lint, unit tests, every chapter through nbval, the book build (warnings are
+## errors), and every page of the built book checked in Chromium
 # The experiments chapter runs NNMF_BOOK_TRIALS trials per table entry (25 in the book).
 test: export NNMF_BOOK_TRIALS ?= 2
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(MAKE) --no-print-directory site-check
+
+## site-check: open every page of _build/html in headless Chromium (math, images, links,
+## JavaScript errors); screenshots of every page go to _build/screenshots
+site-check: $(STAMP) browser
+	$(BIN)/python tools/check_site.py _build/html --screenshots _build/screenshots
+
+## browser: Debian's chromium, for the site check (installed with apt where missing)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser check of the built book"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## lab: open the chapters in JupyterLab (book/*.md open as notebooks)
 lab: $(STAMP)

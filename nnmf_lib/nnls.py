@@ -4,11 +4,12 @@ The operator at the heart of Neural NMF is
 
 .. math:: q(A, X) = \operatorname*{argmin}_{S \ge 0} \|X - A S\|_F ,
 
-solved column by column. :func:`nnls` solves all columns at once by block principal
-pivoting (Kim & Park, 2011) with the columns grouped by their passive set, so that the
-work is a few batched linear solves instead of a Python loop over columns.
-:func:`nnls_vjp` differentiates :math:`q` (the vector-Jacobian product used by
-backpropagation) and :func:`kkt_residual` measures how optimal a candidate ``S`` is.
+solved column by column. :func:`~nnmf_lib.nnls` solves all columns at once by block
+principal pivoting (Kim & Park, 2011) with the columns grouped by their passive set, so
+that the work is a few batched linear solves instead of a Python loop over columns.
+:func:`~nnmf_lib.nnls_vjp` differentiates :math:`q` (the vector-Jacobian product used
+by backpropagation) and :func:`~nnmf_lib.kkt_residual` measures how optimal a candidate
+``S`` is.
 
 Shapes follow the book: ``A`` is N x k, ``X`` is N x M (columns are samples),
 ``S`` is k x M.

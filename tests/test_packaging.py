@@ -126,3 +126,29 @@ def test_a_failing_assert_in_a_chapter_fails_the_test_run(pytester):
     result.assert_outcomes(passed=1, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*FAILED book/false_claim.md::Cell 1*"])
     result.stdout.fnmatch_lines(["*AssertionError*: expected 3, got 2.0*"])
+
+
+def test_publishing_workflow_builds_with_the_readme_command_and_deploys_the_html():
+    workflow = yaml.safe_load((ROOT / ".github/workflows/publish.yml").read_text())
+    steps = workflow["jobs"]["publish"]["steps"]
+    runs = [s["run"].strip() for s in steps if "run" in s]
+    assert runs == ["make book"] and "make book" in _readme_commands()[0]
+    deploy = [s for s in steps if "actions-gh-pages" in s.get("uses", "")]
+    assert deploy and deploy[0]["with"]["publish_dir"] == "_build/html"
+    # The Colab buttons (tools/book_extension.py) point at this branch.
+    assert deploy[0]["with"]["publish_branch"] == "gh-pages"
+    assert 'PAGES_BRANCH = "gh-pages"' in (ROOT / "tools/book_extension.py").read_text()
+
+
+def test_binder_installs_the_library_and_opens_chapters_as_notebooks():
+    post_build = ROOT / "binder" / "postBuild"
+    assert post_build.stat().st_mode & 0o111, "postBuild must be executable"
+    text = post_build.read_text()
+    assert 'pip install --no-cache-dir -e ".[book]"' in text
+    assert "binder/overrides.json" in text
+    book = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("jupytext") for d in book["optional-dependencies"]["book"])
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"]["notebook_interface"] == "jupyterlab"
+    assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"

@@ -1,0 +1,338 @@
+"""Check a built book in a real browser: every page, as a reader would see it.
+
+Serves the HTML build on 127.0.0.1, opens every page in headless Chromium (Debian's
+``chromium``, driven by Playwright through ``executable_path``; no browser is ever
+downloaded) and reports:
+
+- math that MathJax did not typeset, or typeset as an error (a TeX syntax error, an
+  undefined macro), and TeX delimiters left in the text;
+- an image that did not load, and any page resource (script, style sheet, image) that
+  the server could not serve;
+- a JavaScript error, unless it is one of the known harmless ones in ``HARMLESS``;
+- a link to a page of the site, or to an anchor in it, that does not exist;
+- an exercise solution that is not collapsible (or, with ``--no-solutions``, any
+  solution at all).
+
+A full-page screenshot of every page is saved to the screenshot folder. Usage::
+
+    python tools/check_site.py _build/html --screenshots _build/screenshots
+
+The exit status is 1 if any problem was found; every problem is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import re
+import shutil
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlparse
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+
+# JavaScript errors that do not affect a reader, each with the reason it is harmless.
+HARMLESS = {
+    "Identifier 'THEBE_JS_URL' has already been declared": (
+        "sphinx-thebe 0.3 adds its inline configuration script twice to pages with "
+        "launch buttons; the second copy fails, the first already did the work."
+    ),
+    "Got invalid theme mode": (
+        "pydata-sphinx-theme reads the light/dark mode from localStorage, which is "
+        "empty in a fresh browser profile; it falls back to the default mode."
+    ),
+}
+
+# Resources that may be missing: browsers ask for /favicon.ico on their own.
+OPTIONAL_RESOURCES = ("/favicon.ico",)
+
+# Folders of the build that hold assets and downloads, not pages.
+NOT_PAGES = ("_static", "_sources", "_images", "_sphinx_design_static")
+
+# Run in the page after it has loaded: wait for MathJax, load every image, then measure.
+INSPECT = r"""
+async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  const images = Array.from(document.images);
+  for (const img of images) { img.loading = "eager"; }
+  await Promise.all(images.map(img => img.complete ? null : new Promise(done => {
+    img.addEventListener("load", done); img.addEventListener("error", done);
+    setTimeout(done, 10000);
+  })));
+  const mathElements = Array.from(document.querySelectorAll(".math"));
+  const untypeset = mathElements
+    .filter(el => !el.querySelector("mjx-container"))
+    .map(el => el.textContent.trim().slice(0, 80));
+  const errors = Array.from(document.querySelectorAll("mjx-container"))
+    .filter(el => el.querySelector("mjx-merror, [data-mjx-error]"))
+    .map(el => el.querySelector("mjx-merror, [data-mjx-error]"))
+    .map(el => (el.getAttribute("data-mjx-error") || "error").slice(0, 80));
+  // MathJax typesets an undefined macro as red text (its glyphs are CSS, so the
+  // page's text does not show it): look in the MathML of every typeset formula.
+  const undefinedMacros = [];
+  if (window.MathJax && MathJax.startup && MathJax.startup.document) {
+    for (const item of MathJax.startup.document.math) {
+      const mml = MathJax.startup.toMML(item.root);
+      if (/<mtext[^>]*mathcolor="red"[^>]*>\\[A-Za-z]+/.test(mml)) {
+        undefinedMacros.push(item.math.slice(0, 80));
+      }
+    }
+  }
+  // TeX delimiters in visible text (code is exempt).
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const skip = "pre, code, script, style, textarea, mjx-container, .highlight";
+  const rawTex = [];
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (!node.parentElement || node.parentElement.closest(skip)) continue;
+    const text = node.textContent;
+    if (/\$\$|\\\(|\\\[|\\begin\{|\$[^$\s](?:[^$]*[^$\s\\])?\$/.test(text)) {
+      rawTex.push(text.trim().slice(0, 80));
+    }
+  }
+  const brokenImages = images
+    .filter(img => !(img.complete && img.naturalWidth > 0))
+    .map(img => img.getAttribute("src"));
+  const solutions = Array.from(document.querySelectorAll("div.solution"));
+  const links = Array.from(document.querySelectorAll("a[href]"))
+    .map(a => a.getAttribute("href"));
+  const ids = Array.from(document.querySelectorAll("[id], a[name]"))
+    .map(el => el.id || el.getAttribute("name"));
+  return {
+    mathCount: document.querySelectorAll("mjx-container").length,
+    untypeset, errors, undefinedMacros, rawTex, brokenImages, links, ids,
+    solutions: solutions.length,
+    fixedSolutions: solutions.filter(s => !s.classList.contains("dropdown")).length,
+  };
+}
+"""
+
+
+@dataclass
+class PageReport:
+    """What one page showed: its math, images, links, solutions and errors."""
+
+    page: str
+    math: int = 0
+    images: int = 0
+    solutions: int = 0
+    problems: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+
+
+def find_chromium() -> str:
+    """Path of the system's Chromium, or an error saying how to install it."""
+    for name in CHROMIUM_CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise SystemExit(
+        "check_site: no Chromium found. Install Debian's: apt-get install -y chromium "
+        "(`make test` does this where it can)."
+    )
+
+
+def pages_of(root: Path) -> list[str]:
+    """Every HTML page of the build, as paths relative to ``root``."""
+    pages = []
+    for path in sorted(root.rglob("*.html")):
+        relative = path.relative_to(root)
+        if relative.parts[0] not in NOT_PAGES:
+            pages.append(relative.as_posix())
+    return pages
+
+
+@contextlib.contextmanager
+def serve(root: Path):
+    """Serve ``root`` on 127.0.0.1 at a free port; yields the base URL."""
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+def harmless(message: str) -> bool:
+    return any(known in message for known in HARMLESS)
+
+
+REDIRECT = re.compile(r'<meta http-equiv="refresh" content="\d+;\s*url=([^"]+)"', re.I)
+
+
+def inspect_page(
+    browser, base: str, root: Path, page: str, screenshots: Path | None
+) -> PageReport:
+    """Open one page, wait for it to render, and record what is wrong with it."""
+    report = PageReport(page)
+    redirect = REDIRECT.search((root / page).read_text(errors="replace"))
+    if redirect:  # a redirect page (index.html): only its target is checked
+        report.links = [redirect.group(1)]
+        return report
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+
+    def on_response(response):
+        path = urlparse(response.url).path
+        if response.url.startswith(base) and response.status >= 400:
+            if path not in OPTIONAL_RESOURCES:
+                report.problems.append(f"resource {path}: HTTP {response.status}")
+
+    tab.on("response", on_response)
+    tab.on(
+        "requestfailed",
+        lambda r: (
+            report.problems.append(f"resource {r.url}: {r.failure}")
+            if r.url.startswith(base)
+            else None
+        ),
+    )
+    tab.goto(base + page, wait_until="load")
+    found = tab.evaluate(INSPECT)
+    tab.wait_for_timeout(200)  # let late console messages arrive
+    report.math = found["mathCount"]
+    report.solutions = found["solutions"]
+    report.links = found["links"]
+    report.ids = set(found["ids"])
+    for text in found["untypeset"]:
+        report.problems.append(f"math not typeset: {text!r}")
+    for text in found["errors"]:
+        report.problems.append(f"math error: {text!r}")
+    for text in found["undefinedMacros"]:
+        report.problems.append(f"undefined TeX macro: {text!r}")
+    for text in found["rawTex"]:
+        report.problems.append(f"TeX left in the text: {text!r}")
+    for src in found["brokenImages"]:
+        report.problems.append(f"image did not load: {src}")
+    if found["fixedSolutions"]:
+        report.problems.append(
+            f"{found['fixedSolutions']} solution(s) not in a collapsible dropdown"
+        )
+    for message in errors:
+        if not harmless(message) and not any(o in message for o in OPTIONAL_RESOURCES):
+            if "Failed to load resource" in message:
+                continue  # reported with its URL by on_response
+            report.problems.append(f"JavaScript error: {message}")
+    if screenshots is not None:
+        target = screenshots / (page.removesuffix(".html").replace("/", "__") + ".png")
+        tab.screenshot(path=str(target), full_page=True)
+    report.images = tab.evaluate("() => document.images.length")
+    tab.close()
+    return report
+
+
+def dead_links(root: Path, reports: dict[str, PageReport]) -> list[str]:
+    """Links to a file of the build, or to an anchor in a page, that lead nowhere."""
+    problems = []
+    for page, report in reports.items():
+        for href in report.links:
+            parsed = urlparse(href)
+            if parsed.scheme or parsed.netloc or href.startswith(("mailto:", "#!")):
+                continue  # external: not checked offline
+            target, fragment = urldefrag(href)
+            if target:
+                resolved = (root / page).parent / unquote(target)
+                resolved = Path(*_normalize(resolved.relative_to(root).parts))
+                if (root / resolved).is_dir():
+                    resolved = resolved / "index.html"
+                if not (root / resolved).exists():
+                    problems.append(f"{page}: dead link {href}")
+                    continue
+                target_page = resolved.as_posix()
+            else:
+                target_page = page
+            if fragment and target_page in reports:
+                if unquote(fragment) not in reports[target_page].ids:
+                    problems.append(f"{page}: dead anchor {href}")
+    return problems
+
+
+def _normalize(parts):
+    out = []
+    for part in parts:
+        if part == "..":
+            if out:
+                out.pop()
+        elif part not in ("", "."):
+            out.append(part)
+    return out
+
+
+def check_site(
+    root: Path, screenshots: Path | None = None, solutions: bool = True
+) -> tuple[dict[str, PageReport], list[str]]:
+    """Inspect every page of the build in ``root``; return the reports and problems."""
+    from playwright.sync_api import sync_playwright
+
+    root = Path(root)
+    if not (root / "index.html").exists():
+        raise SystemExit(f"check_site: {root} has no index.html; build the book first")
+    if screenshots is not None:
+        shutil.rmtree(screenshots, ignore_errors=True)
+        screenshots.mkdir(parents=True)
+    chromium = find_chromium()
+    reports = {}
+    with serve(root) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        try:
+            for page in pages_of(root):
+                reports[page] = inspect_page(browser, base, root, page, screenshots)
+        finally:
+            browser.close()
+    problems = [f"{p}: {msg}" for p, r in reports.items() for msg in r.problems]
+    problems += dead_links(root, reports)
+    if not solutions:
+        problems += [
+            f"{p}: {r.solutions} solution(s) shown in a build without solutions"
+            for p, r in reports.items()
+            if r.solutions
+        ]
+    return reports, problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("html", type=Path, help="the HTML build, e.g. _build/html")
+    parser.add_argument("--screenshots", type=Path, help="folder for the screenshots")
+    parser.add_argument(
+        "--no-solutions", action="store_true", help="fail if any solution is shown"
+    )
+    args = parser.parse_args(argv)
+    reports, problems = check_site(args.html, args.screenshots, not args.no_solutions)
+    for page, report in reports.items():
+        print(
+            f"{page:34s} math {report.math:5d}  images {report.images:3d}  "
+            f"solutions {report.solutions:2d}  problems {len(report.problems)}"
+        )
+    for problem in problems:
+        print("PROBLEM", problem)
+    print(f"{len(reports)} pages, {len(problems)} problems")
+    if args.screenshots:
+        print(f"screenshots in {args.screenshots}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
