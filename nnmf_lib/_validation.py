@@ -101,6 +101,30 @@ def as_masked_data(X, W) -> tuple[np.ndarray, np.ndarray | None]:
     return np.where(mask, arr, 0.0), mask.astype(float)
 
 
+def as_labels(Y, L, n_samples: int, *, required: bool = False):
+    """Labels ``Y`` (P x M, nonnegative, usually one-hot) and their 0/1 mask ``L``.
+
+    Returns ``(Y, L)`` as float arrays, with ``L`` all ones when not given and the
+    unknown columns of ``Y`` set to 0 (so they may hold anything on input, NaN
+    included), or ``(None, None)`` when ``Y`` is None and not ``required``.
+    """
+    if Y is None:
+        if required:
+            raise TypeError("Y (the labels) is required.")
+        if L is not None:
+            raise ValueError("L (the label mask) was given without labels Y.")
+        return None, None
+    arr = _as_array(Y, "Y")
+    if arr.shape[1] != n_samples:
+        raise ValueError(
+            "Y must have one column per column of X: "
+            f"X has {n_samples}, Y has {arr.shape[1]}."
+        )
+    mask = np.ones(arr.shape, dtype=bool) if L is None else as_mask(L, arr.shape, "L")
+    arr = as_matrix(arr, "Y", nonnegative=True, where=mask)
+    return np.where(mask, arr, 0.0), mask.astype(float)
+
+
 def check_shape(
     arr: np.ndarray, shape: tuple[int, int], name: str, expected: str
 ) -> None:
@@ -144,6 +168,26 @@ def as_mask(mask, shape: tuple[int, int], name: str) -> np.ndarray:
             f"{name} must contain only 0 and 1 (or booleans); found the value {bad}."
         )
     return arr == 1
+
+
+def as_layers(A, rows: int | None = None, *, nonnegative: bool = True) -> list:
+    """The dictionaries ``A[0], ..., A[L]``: a nonempty list (or tuple) of finite
+    matrices whose shapes chain (``A[l]`` has as many rows as ``A[l-1]`` has columns,
+    and ``A[0]`` has ``rows`` rows when ``rows`` is given)."""
+    if isinstance(A, np.ndarray) or not isinstance(A, (list, tuple)) or not A:
+        raise TypeError(
+            "A must be a nonempty list of matrices A[0], ..., A[L]; got "
+            f"{type(A).__name__}."
+        )
+    layers = [as_matrix(a, f"A[{i}]", nonnegative=nonnegative) for i, a in enumerate(A)]
+    for i, a in enumerate(layers):
+        expected = rows if i == 0 else layers[i - 1].shape[1]
+        if expected is not None and a.shape[0] != expected:
+            source = "the rows of X" if i == 0 else f"the columns of A[{i - 1}]"
+            raise ValueError(
+                f"A[{i}] must have {expected} rows ({source}); got {a.shape[0]}."
+            )
+    return layers
 
 
 def check_int(value, name: str, *, minimum: int = 1) -> int:

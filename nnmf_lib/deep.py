@@ -37,7 +37,7 @@ import numpy as np
 
 from ._validation import (
     ConvergenceWarning,
-    as_mask,
+    as_labels,
     as_matrix,
     check_float,
     check_int,
@@ -45,7 +45,7 @@ from ._validation import (
     check_ranks,
     warn,
 )
-from .hierarchical import product
+from .hierarchical import _product, product
 from .metrics import predict_labels, relative_error
 from .nmf import EPS, TINY, _mu_update_A, nmf, stopped
 from .ssnmf import ssnmf
@@ -59,7 +59,34 @@ def pool(S, radius: int, segments=None) -> tuple[np.ndarray, np.ndarray]:
     ``p(S)[i, j] = max S[i, j']`` over ``j' in {j - radius, ..., j + radius}`` within
     the segment of ``j``. Returns the pooled matrix and the position ``j'`` of each
     maximum (ties keep ``j``), which :func:`unpool` needs.
+
+    Parameters
+    ----------
+    S : array_like, shape (k, M)
+        Finite real matrix (in Deep NMF, nonnegative coefficients).
+    radius : int
+        Half-width of the window, ``>= 0`` (0 returns ``S`` unchanged).
+    segments : array_like of int, shape (M,), optional
+        Columns with different segment numbers are never pooled together.
     """
+    S = as_matrix(S, "S")
+    radius = check_int(radius, "radius", minimum=0)
+    return _pool(S, radius, _check_segments(segments, S.shape[1]))
+
+
+def _check_segments(segments, M: int):
+    if segments is None:
+        return None
+    segments = np.asarray(segments)
+    if segments.shape != (M,) or not np.issubdtype(segments.dtype, np.integer):
+        raise ValueError(
+            f"segments must be an integer array with one entry per column "
+            f"({M}); got shape {segments.shape} and dtype {segments.dtype}."
+        )
+    return segments
+
+
+def _pool(S, radius, segments):
     M = S.shape[1]
     columns = np.arange(M)
     seg = np.zeros(M, dtype=int) if segments is None else segments
@@ -78,7 +105,25 @@ def pool(S, radius: int, segments=None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def unpool(Z, where) -> np.ndarray:
-    """Adjoint of pooling: add each entry ``Z[i, j]`` to column ``where[i, j]``."""
+    """Adjoint of pooling: add each entry ``Z[i, j]`` to column ``where[i, j]``.
+
+    ``Z`` is a finite real k x M matrix and ``where`` the integer positions returned by
+    :func:`pool` for a matrix of the same shape.
+    """
+    Z = as_matrix(Z, "Z")
+    M = Z.shape[1]
+    where = np.asarray(where)
+    if where.shape != Z.shape or not np.issubdtype(where.dtype, np.integer):
+        raise ValueError(
+            f"where must be an integer array of shape {Z.shape} (the shape of Z), as "
+            f"returned by pool; got shape {where.shape} and dtype {where.dtype}."
+        )
+    if where.size and (where.min() < 0 or where.max() >= M):
+        raise ValueError(f"where must hold column positions between 0 and {M - 1}.")
+    return _unpool(Z, where)
+
+
+def _unpool(Z, where):
     k, M = Z.shape
     flat = (np.arange(k)[:, None] * M + where).ravel()
     return np.bincount(flat, weights=Z.ravel(), minlength=k * M).reshape(k, M)
@@ -176,10 +221,12 @@ def deep_nmf(
         X^{(\ell+1)} \leftarrow p(S^{(\ell)}),
 
     and finally the classifier :math:`B` by the multiplicative update of the masked
-    classification term. Entries are floored at 1e-16. Each update of the
-    :math:`S^{(\ell)}` is the multiplicative update of the energy E with the pooling
-    maxima held fixed: the update of one layer depends only on its neighbours, unlike
-    backpropagation, where every layer sees the gradient of the whole network.
+    classification term. Entries are floored at 1e-16 (so for all-zero data the
+    reconstruction is tiny but not 0, and the relative ``errors`` are ``inf``). Each
+    update of the :math:`S^{(\ell)}` is the multiplicative update of the energy E with
+    the pooling maxima held fixed: the update of one layer depends only on its
+    neighbours, unlike backpropagation, where every layer sees the gradient of the
+    whole network.
 
     Parameters
     ----------
@@ -213,17 +260,12 @@ def deep_nmf(
     ranks = check_ranks(ranks, X)
     radius = check_int(radius, "radius", minimum=0)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
+    Y, L = as_labels(Y, L, X.shape[1])
     lam = check_float(lam, "lam")
     tol = check_float(tol, "tol")
     rng = check_random_state(random_state)
     M = X.shape[1]
-    if segments is not None:
-        segments = np.asarray(segments)
-        if segments.shape != (M,) or not np.issubdtype(segments.dtype, np.integer):
-            raise ValueError(
-                f"segments must be an integer array with one entry per column of X "
-                f"({M}); got shape {segments.shape} and dtype {segments.dtype}."
-            )
+    segments = _check_segments(segments, M)
 
     # Forward pass: NMF per layer, pooling in between.
     inputs, A, S, where, B = [X], [], [], [], None
@@ -238,15 +280,10 @@ def deep_nmf(
         A.append(np.maximum(fit.A, EPS))
         S.append(np.maximum(fit.S, EPS))
         if not last:
-            pooled, arg = pool(S[-1], radius, segments)
+            pooled, arg = _pool(S[-1], radius, segments)
             inputs.append(pooled)
             where.append(arg)
-    if B is not None:
-        Y = as_matrix(Y, "Y", nonnegative=True)
-        L = np.ones_like(Y) if L is None else as_mask(L, Y.shape, "L").astype(float)
-        LY = L * np.where(L > 0, Y, 0.0)
-    else:
-        LY = L = None
+    LY = None if Y is None else L * Y
 
     history = [_energy(inputs, A, S, B, LY, L, lam)]
     start, elapsed = time.perf_counter(), [0.0]
@@ -257,15 +294,15 @@ def deep_nmf(
             a, s, x = A[depth], S[depth], inputs[depth]
             numerator, denominator = a.T @ x, (a.T @ a) @ s
             if depth < top:
-                numerator += unpool(A[depth + 1] @ S[depth + 1], where[depth])
-                denominator += unpool(inputs[depth + 1], where[depth])
+                numerator += _unpool(A[depth + 1] @ S[depth + 1], where[depth])
+                denominator += _unpool(inputs[depth + 1], where[depth])
             elif B is not None:
                 numerator += lam * (B.T @ LY)
                 denominator += lam * (B.T @ (L * (B @ s)))
             S[depth] = np.maximum(EPS, s * numerator / np.maximum(denominator, TINY))
             A[depth] = _mu_update_A(x, a, S[depth], None)
             if depth < top:
-                inputs[depth + 1], where[depth] = pool(S[depth], radius, segments)
+                inputs[depth + 1], where[depth] = _pool(S[depth], radius, segments)
         if B is not None:
             B = _mu_update_A(LY, B, S[top], L)
         history.append(_energy(inputs, A, S, B, LY, L, lam))
@@ -279,7 +316,7 @@ def deep_nmf(
             f"energy settled (tol={tol:g}).",
             ConvergenceWarning,
         )
-    errors = [relative_error(X, product(A[: d + 1], S[d])) for d in range(top + 1)]
+    errors = [relative_error(X, _product(A[: d + 1], S[d])) for d in range(top + 1)]
     return DeepNMFResult(
         A=A,
         S=S,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import (
+    as_labels,
+    as_layers,
     as_masked_data,
     as_matrix,
     check_float,
@@ -32,9 +34,24 @@ from .ssnmf import ssnmf
 __all__ = ["HNMFResult", "hnmf", "product"]
 
 
-def product(A: list, S: np.ndarray) -> np.ndarray:
+def product(A: list, S) -> np.ndarray:
     """The approximation ``A[0] @ A[1] @ ... @ A[-1] @ S``, multiplied from the right
-    so that every product is as thin as possible."""
+    so that every product is as thin as possible.
+
+    ``A`` is a nonempty list of finite matrices whose shapes chain and ``S`` a finite
+    matrix with as many rows as ``A[-1]`` has columns (signs are not checked).
+    """
+    A = as_layers(A, nonnegative=False)
+    S = as_matrix(S, "S")
+    if S.shape[0] != A[-1].shape[1]:
+        raise ValueError(
+            f"S must have {A[-1].shape[1]} rows (the columns of A[{len(A) - 1}]); "
+            f"got {S.shape[0]}."
+        )
+    return _product(A, S)
+
+
+def _product(A, S):
     out = S
     for factor in reversed(A):
         out = factor @ out
@@ -140,6 +157,7 @@ def hnmf(
     """
     X, W = as_masked_data(X, W)
     ranks = check_ranks(ranks, X)
+    Y, L = as_labels(Y, L, X.shape[1])
     lam = check_float(lam, "lam")
     options = dict(
         init=init,
@@ -160,5 +178,5 @@ def hnmf(
         A.append(fit.A)
         S.append(fit.S)
         data = fit.S
-        errors.append(relative_error(X, product(A, fit.S), W))
+        errors.append(relative_error(X, _product(A, fit.S), W))
     return HNMFResult(A, S, B, np.array(errors), layers)

@@ -24,7 +24,8 @@ def relative_error(X, approximation, W=None) -> float:
     Returns
     -------
     float
-        0 for a perfect fit; 1 for the zero approximation. ``nan`` if ``W * X`` is 0.
+        0 for a perfect fit; 1 for the zero approximation. If ``W * X`` is 0 (all-zero
+        data), 0 when the approximation is 0 there too, and ``inf`` otherwise.
     """
     X = as_matrix(X, "X")
     approximation = as_matrix(approximation, "approximation")
@@ -34,7 +35,14 @@ def relative_error(X, approximation, W=None) -> float:
         mask = as_mask(W, X.shape, "W")
         R, X = R * mask, X * mask
     norm_x = np.linalg.norm(X)
-    return float(np.linalg.norm(R) / norm_x) if norm_x > 0 else float("nan")
+    return _ratio(np.linalg.norm(R), norm_x)
+
+
+def _ratio(norm_r: float, norm_x: float) -> float:
+    """``norm_r / norm_x``, with all-zero data: 0 for a zero residual, else inf."""
+    if norm_x == 0:
+        return 0.0 if norm_r == 0 else float("inf")
+    return float(norm_r / norm_x)
 
 
 def predict_labels(B, S) -> np.ndarray:

@@ -31,7 +31,8 @@ import numpy as np
 from ._validation import (
     ConvergenceWarning,
     RankDeficiencyWarning,
-    as_mask,
+    as_labels,
+    as_layers,
     as_masked_data,
     as_matrix,
     check_choice,
@@ -42,31 +43,14 @@ from ._validation import (
     check_shape,
     warn,
 )
-from .hierarchical import hnmf, product
-from .metrics import predict_labels
+from .hierarchical import _product, hnmf, product
+from .metrics import _ratio, predict_labels
 from .nmf import stopped
 from .nnls import _bpp, _vjp
 
 __all__ = ["NeuralNMFResult", "forward", "loss_and_grad", "neural_nmf"]
 
 LOSSES = ("reconstruction", "energy")
-
-
-def _check_layers(A, X: np.ndarray) -> list[np.ndarray]:
-    """The dictionaries: a nonempty list of nonnegative matrices whose shapes chain."""
-    if isinstance(A, np.ndarray) or not isinstance(A, (list, tuple)) or not A:
-        raise TypeError("A must be a nonempty list of matrices A[0], ..., A[L].")
-    layers = [as_matrix(a, f"A[{i}]", nonnegative=True) for i, a in enumerate(A)]
-    rows = X.shape[0]
-    for i, a in enumerate(layers):
-        if a.shape[0] != rows:
-            raise ValueError(
-                f"A[{i}] must have {rows} rows (the "
-                f"{'rows of X' if i == 0 else f'columns of A[{i - 1}]'}); "
-                f"got {a.shape[0]}."
-            )
-        rows = a.shape[1]
-    return layers
 
 
 @dataclass
@@ -79,18 +63,9 @@ class _Labels:
 
     @classmethod
     def build(cls, Y, L, lam, M: int) -> _Labels | None:
-        if Y is None:
-            if L is not None:
-                raise ValueError("L was given without labels Y.")
-            return None
-        Y = as_matrix(Y, "Y", nonnegative=True)
-        if Y.shape[1] != M:
-            raise ValueError(
-                "Y must have one column per column of X: "
-                f"X has {M}, Y has {Y.shape[1]}."
-            )
-        L = np.ones_like(Y) if L is None else as_mask(L, Y.shape, "L").astype(float)
-        return cls(np.where(L > 0, Y, 0.0), L, check_float(lam, "lam"))
+        lam = check_float(lam, "lam")  # checked even when unused: a typo is a bug
+        Y, L = as_labels(Y, L, M)
+        return None if Y is None else cls(Y, L, lam)
 
 
 def _forward(A, X, W, supports=None):
@@ -120,13 +95,13 @@ def forward(A, X, *, W=None) -> list[np.ndarray]:
         ``S[l]`` of shape (k_l, M).
     """
     X, W = as_masked_data(X, W)
-    return _forward(_check_layers(A, X), X, W)
+    return _forward(as_layers(A, X.shape[0]), X, W)
 
 
 def _residuals(A, X, S, W, loss):
     """The residuals the cost is made of: one for the product, or one per layer."""
     if loss == "reconstruction":
-        R = X - product(A, S[-1])
+        R = X - _product(A, S[-1])
         return [R if W is None else W * R]
     inputs = [X, *S[:-1]]
     R = [x - a @ s for x, a, s in zip(inputs, A, S, strict=True)]
@@ -230,7 +205,7 @@ def loss_and_grad(
         Gradient with respect to ``B`` (None without labels).
     """
     X, W = as_masked_data(X, W)
-    A = _check_layers(A, X)
+    A = as_layers(A, X.shape[0])
     loss = check_choice(loss, "loss", LOSSES)
     labels = _Labels.build(Y, L, lam, X.shape[1])
     if labels is not None:
@@ -299,7 +274,7 @@ class NeuralNMFResult:
 
 def _initial_layers(init, X, W, ranks, labels, rng):
     if isinstance(init, (list, tuple)):
-        A = _check_layers(init, X)
+        A = as_layers(init, X.shape[0])
         shapes = [a.shape[1] for a in A]
         if shapes != ranks:
             raise ValueError(f"init has ranks {shapes}, but ranks is {ranks}.")
@@ -408,8 +383,8 @@ def neural_nmf(
     norm_x = np.linalg.norm(X)
 
     def error(A, S):
-        R = X - product(A, S[-1])
-        return np.linalg.norm(R if W is None else W * R) / norm_x
+        R = X - _product(A, S[-1])
+        return _ratio(np.linalg.norm(R if W is None else W * R), norm_x)
 
     history, errors, steps, elapsed = [cost], [error(A, S)], [], [0.0]
     start = time.perf_counter()

@@ -7,22 +7,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-from ._validation import as_matrix, check_float, check_int
+from ._validation import as_layers, as_matrix, check_float, check_int
 
 __all__ = ["factor_heatmaps", "image_grid", "order_topics", "topic_hierarchy"]
-
-
-def _layers(A) -> list[np.ndarray]:
-    if isinstance(A, np.ndarray) or not isinstance(A, (list, tuple)) or not A:
-        raise TypeError("A must be a nonempty list of matrices A[0], ..., A[L].")
-    layers = [as_matrix(a, f"A[{i}]", nonnegative=True) for i, a in enumerate(A)]
-    for i in range(1, len(layers)):
-        if layers[i].shape[0] != layers[i - 1].shape[1]:
-            raise ValueError(
-                f"A[{i}] must have {layers[i - 1].shape[1]} rows (the columns of "
-                f"A[{i - 1}]); got {layers[i].shape[0]}."
-            )
-    return layers
 
 
 def order_topics(A) -> list[np.ndarray]:
@@ -33,7 +20,7 @@ def order_topics(A) -> list[np.ndarray]:
     matrices: ``A[l]`` has its rows and columns permuted consistently, so that the
     product ``A[0] @ ... @ A[l]`` has the same columns as before, in the new order.
     """
-    layers = _layers(A)
+    layers = as_layers(A)
     out, previous = [], None
     for a in layers:
         if previous is not None:
@@ -58,7 +45,7 @@ def factor_heatmaps(A, *, ordered: bool = True, cmap: str = "Greys", titles=None
     titles : list of str, optional
         One title per matrix (default: ``A^(l)`` with its shape).
     """
-    layers = order_topics(A) if ordered else _layers(A)
+    layers = order_topics(A) if ordered else as_layers(A)
     if titles is not None and len(titles) != len(layers):
         raise ValueError(f"titles must have {len(layers)} entries; got {len(titles)}.")
     widths = [1.4] + [1.0] * (len(layers) - 1)
@@ -175,7 +162,7 @@ def topic_hierarchy(
     layer_names : list of str, optional
         A title per layer.
     """
-    layers = _layers(A)
+    layers = as_layers(A)
     if (feature_names is None) == (image_shape is None):
         raise ValueError("give exactly one of feature_names (text) and image_shape.")
     n_features = layers[0].shape[0]

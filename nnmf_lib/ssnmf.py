@@ -19,7 +19,7 @@ import numpy as np
 
 from ._validation import (
     ConvergenceWarning,
-    as_mask,
+    as_labels,
     as_masked_data,
     as_matrix,
     check_float,
@@ -55,7 +55,11 @@ def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
 
 
 def label_mask(known, n_classes: int) -> np.ndarray:
-    """The P x M label mask ``L``: column m is all ones if ``known[m]``, else zeros."""
+    """The P x M label mask ``L``: column m is all ones if ``known[m]``, else zeros.
+
+    ``known`` is a 1-D boolean array (one entry per sample); ``n_classes`` >= 1.
+    """
+    n_classes = check_int(n_classes, "n_classes", minimum=1)
     known = np.asarray(known)
     if known.ndim != 1 or known.dtype != bool:
         raise ValueError(
@@ -188,13 +192,7 @@ def ssnmf(
     """
     X, W = as_masked_data(X, W)
     k = check_rank(k, X)
-    Y = as_matrix(Y, "Y", nonnegative=True)
-    if Y.shape[1] != X.shape[1]:
-        raise ValueError(
-            "Y must have one column per column of X: "
-            f"X has {X.shape[1]}, Y has {Y.shape[1]}."
-        )
-    L = np.ones_like(Y) if L is None else as_mask(L, Y.shape, "L").astype(float)
+    Y, L = as_labels(Y, L, X.shape[1], required=True)
     lam = check_float(lam, "lam")
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     tol = check_float(tol, "tol")
@@ -209,7 +207,6 @@ def ssnmf(
     else:
         B = np.maximum(EPS, as_matrix(B0, "B0", nonnegative=True))
         check_shape(B, (Y.shape[0], k), "B0", "classes x k")
-    Y = np.where(L > 0, Y, 0.0)  # unknown labels never enter the fit
     WX = X if W is None else W * X
     LY = L * Y
 
