@@ -45,7 +45,7 @@ def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndar
     if not finite.all():
         bad = np.argwhere(~finite)[0]
         raise ValueError(
-            f"{name} contains {int((~finite).sum())} NaN or infinite entries "
+            f"{name} contains {_count(int((~finite).sum()), 'NaN or infinite entry')} "
             f"(the first at row {bad[0]}, column {bad[1]})."
         )
     if nonnegative:
@@ -53,10 +53,15 @@ def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndar
         if negative.any():
             i, j = np.unravel_index(np.argmin(np.where(negative, arr, 0.0)), arr.shape)
             raise ValueError(
-                f"{name} must be nonnegative; it has {int(negative.sum())} negative "
-                f"entries (the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
+                f"{name} must be nonnegative; it has "
+                f"{_count(int(negative.sum()), 'negative entry')} (the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
             )
     return arr
+
+
+def _count(n: int, thing: str) -> str:
+    """``"1 negative entry"``, ``"3 negative entries"``."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing[:-1]}ies"
 
 
 def _as_array(X, name: str) -> np.ndarray:
