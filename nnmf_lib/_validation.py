@@ -54,7 +54,8 @@ def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndar
             i, j = np.unravel_index(np.argmin(np.where(negative, arr, 0.0)), arr.shape)
             raise ValueError(
                 f"{name} must be nonnegative; it has "
-                f"{_count(int(negative.sum()), 'negative entry')} (the smallest is {arr[i, j]:.3g} at row {i}, column {j})."
+                f"{_count(int(negative.sum()), 'negative entry')} (the smallest is "
+                f"{arr[i, j]:.3g} at row {i}, column {j})."
             )
     return arr
 

@@ -101,6 +101,14 @@ def initialize(X, k: int, init: str = "nndsvda", *, random_state=None):
     scikit-learn does), so that the entries of :math:`A S` have mean
     :math:`(2/\pi)\bar X`, the scale of the data.
 
+    The NNDSVD variants reproduce scikit-learn's for data whose largest entry is at
+    least 1 (scikit-learn zeroes factor entries below 1e-6; here that threshold
+    shrinks with smaller data). Only ``"nndsvd"`` and ``"random"`` are exactly
+    scale-equivariant: ``"nndsvda"`` fills zeros with the mean of ``X``, which for
+    data of extreme scale (say above 1e6) is far from the scale of the factors, the
+    square root of the data's. For such data, prefer ``init="random"`` or rescale
+    ``X`` (the fit of ``X / c`` times ``c`` is a fit of ``X``).
+
     Parameters
     ----------
     X : array_like, shape (N, M)
@@ -144,8 +152,12 @@ def initialize(X, k: int, init: str = "nndsvda", *, random_state=None):
         scale = np.sqrt(sigma[j] * m)
         A[:, j] = scale * u / np.linalg.norm(u)
         S[j] = scale * v / np.linalg.norm(v)
-    A[A < 1e-6] = 0.0
-    S[S < 1e-6] = 0.0
+    # scikit-learn zeroes entries below 1e-6; for data below 1 the threshold shrinks
+    # with the data (the factors scale as its square root), or tiny data would be
+    # zeroed entirely and start from a constant, rank-one point.
+    threshold = 1e-6 * min(1.0, np.sqrt(float(X.max())))
+    A[A < threshold] = 0.0
+    S[S < threshold] = 0.0
     if init == "nndsvda":
         A[A == 0] = mean
         S[S == 0] = mean

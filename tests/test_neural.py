@@ -300,7 +300,9 @@ def test_validation(blocks):
         neural_nmf(X, [3], init="nndsvd")
     with pytest.raises(ValueError, match=r"init has ranks \[3\], but ranks is \[4\]"):
         neural_nmf(X, [4], init=[np.ones((87, 3))])
-    with pytest.raises(ValueError, match=r"L \(the label mask\) was given without labels Y"):
+    with pytest.raises(
+        ValueError, match=r"L \(the label mask\) was given without labels Y"
+    ):
         neural_nmf(X, [3], L=np.ones((2, 90)))
     with pytest.raises(ValueError, match="Y must have one column per column of X"):
         neural_nmf(X, [3], Y=np.ones((2, 10)))
