@@ -4,11 +4,11 @@ It does two things that Jupyter Book 1.x does not do by itself.
 
 1. **Hidden solutions for a course build.** ``make course`` sets the environment
    variable ``NNMF_BOOK_HIDE_SOLUTIONS=1``, which turns on sphinx-exercise's
-   ``hide_solutions``. With it, sphinx-exercise drops ``{solution}`` blocks but, for the gated form
-   (``{solution-start}`` ... ``{solution-end}``), only the opening directive: the code
-   cells between the two markers would stay on the page. Here the gated form leaves a
-   marker, and a transform removes everything from the marker to its
-   ``{solution-end}``.
+   ``hide_solutions``. With it, sphinx-exercise drops ``{solution}`` blocks but, for
+   the gated form (``{solution-start}`` ... ``{solution-end}``), only the opening
+   directive: the code cells between the two markers would stay on the page. Here the
+   gated form leaves a marker, and a transform removes everything from the marker to
+   its ``{solution-end}``.
 2. **Colab links.** The theme's Colab button points at the chapter's source on GitHub,
    a MyST ``.md`` file, which Colab cannot open. Each page's button is pointed instead
    at the executed ``.ipynb`` that the theme writes to ``_sources/`` and the publishing
