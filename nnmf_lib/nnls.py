@@ -17,6 +17,7 @@ Shapes follow the book: ``A`` is N x k, ``X`` is N x M (columns are samples),
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -276,7 +277,23 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
 
 
 def _bpp(A, X, W, support, max_iter):
-    """Block principal pivoting on validated input; returns ``(S, NNLSInfo)``."""
+    """Block principal pivoting on validated input; returns ``(S, NNLSInfo)``.
+
+    The columns of ``A`` are scaled to unit norm first, and the solution scaled back:
+    ``q(A D, X) = D^{-1} q(A, X)`` for a positive diagonal ``D``, and the tolerances and
+    the singularity test are then relative to comparable columns (a topic with tiny
+    entries next to one with large entries is not mistaken for a zero topic).
+    """
+    d = np.linalg.norm(A, axis=0)
+    d[d == 0] = 1.0  # a zero topic stays zero; its coefficient will be 0
+    S, info, CtC, CtB = _bpp_unit(A / d, X, W, support, max_iter)
+    S = S / d[:, None]
+    # The residual of the returned S for the caller's A: A^T A = D C D, A^T X = D B.
+    residual = _kkt(CtC * d[:, None] * d[None, :], CtB * d[:, None], S)
+    return S, dataclasses.replace(info, kkt_residual=residual)
+
+
+def _bpp_unit(A, X, W, support, max_iter):
     k, M = A.shape[1], X.shape[1]
     F = np.zeros((k, M), dtype=bool) if support is None else support.copy()
     CtC, CtB = _grams(A, X, W)
@@ -326,7 +343,7 @@ def _bpp(A, X, W, support, max_iter):
         n_fallback=int(fallback.size),
         rank_deficient=rank_deficient,
     )
-    return S, info
+    return S, info, CtC, CtB
 
 
 def _kkt(CtC: np.ndarray, CtB: np.ndarray, S: np.ndarray) -> float:
