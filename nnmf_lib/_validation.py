@@ -196,6 +196,18 @@ def as_layers(A, rows: int | None = None, *, nonnegative: bool = True) -> list:
     return layers
 
 
+def as_integer_array(values, shape: tuple, name: str, described: str) -> np.ndarray:
+    """An integer array of the given shape; ``described`` completes the message
+    "``name`` must be an integer array ...", e.g. "of shape (10,)"."""
+    arr = np.asarray(values)
+    if arr.shape != tuple(shape) or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be an integer array {described}; got shape {arr.shape} "
+            f"and dtype {arr.dtype}."
+        )
+    return arr
+
+
 def check_int(value, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, raising unless it is an integer ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_float, check_int, check_random_state
+from ._validation import as_integer_array, check_float, check_int, check_random_state
 from .ssnmf import one_hot
 
 __all__ = [
@@ -226,12 +226,9 @@ def known_mask(
     if labels is None:
         known[rng.permutation(n_samples)[: round(fraction * n_samples)]] = True
         return known
-    labels = np.asarray(labels)
-    if labels.shape != (n_samples,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"labels must be an integer array of shape ({n_samples},); "
-            f"got {labels.dtype} of shape {labels.shape}."
-        )
+    labels = as_integer_array(
+        labels, (n_samples,), "labels", f"of shape ({n_samples},)"
+    )
     for c in np.unique(labels):  # a loop over classes
         members = np.flatnonzero(labels == c)
         count = max(1, round(fraction * members.size)) if fraction > 0 else 0

@@ -37,6 +37,7 @@ import numpy as np
 
 from ._validation import (
     ConvergenceWarning,
+    as_integer_array,
     as_labels,
     as_matrix,
     check_float,
@@ -77,13 +78,9 @@ def pool(S, radius: int, segments=None) -> tuple[np.ndarray, np.ndarray]:
 def _check_segments(segments, M: int):
     if segments is None:
         return None
-    segments = np.asarray(segments)
-    if segments.shape != (M,) or not np.issubdtype(segments.dtype, np.integer):
-        raise ValueError(
-            f"segments must be an integer array with one entry per column "
-            f"({M}); got shape {segments.shape} and dtype {segments.dtype}."
-        )
-    return segments
+    return as_integer_array(
+        segments, (M,), "segments", f"with one entry per column ({M})"
+    )
 
 
 def _pool(S, radius, segments):
@@ -112,12 +109,9 @@ def unpool(Z, where) -> np.ndarray:
     """
     Z = as_matrix(Z, "Z")
     M = Z.shape[1]
-    where = np.asarray(where)
-    if where.shape != Z.shape or not np.issubdtype(where.dtype, np.integer):
-        raise ValueError(
-            f"where must be an integer array of shape {Z.shape} (the shape of Z), as "
-            f"returned by pool; got shape {where.shape} and dtype {where.dtype}."
-        )
+    where = as_integer_array(
+        where, Z.shape, "where", f"of shape {Z.shape} (that of Z), as pool returns it"
+    )
     if where.size and (where.min() < 0 or where.max() >= M):
         raise ValueError(f"where must hold column positions between 0 and {M - 1}.")
     return _unpool(Z, where)

@@ -17,7 +17,6 @@ Shapes follow the book: ``A`` is N x k, ``X`` is N x M (columns are samples),
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -286,14 +285,15 @@ def _bpp(A, X, W, support, max_iter):
     """
     d = np.linalg.norm(A, axis=0)
     d[d == 0] = 1.0  # a zero topic stays zero; its coefficient will be 0
-    S, info, CtC, CtB = _bpp_unit(A / d, X, W, support, max_iter)
+    S, CtC, CtB, stats = _bpp_unit(A / d, X, W, support, max_iter)
     S = S / d[:, None]
     # The residual of the returned S for the caller's A: A^T A = D C D, A^T X = D B.
     residual = _kkt(CtC * d[:, None] * d[None, :], CtB * d[:, None], S)
-    return S, dataclasses.replace(info, kkt_residual=residual)
+    return S, NNLSInfo(kkt_residual=residual, **stats)
 
 
 def _bpp_unit(A, X, W, support, max_iter):
+    """The pivoting itself; returns ``S``, the Gram matrices and the counters."""
     k, M = A.shape[1], X.shape[1]
     F = np.zeros((k, M), dtype=bool) if support is None else support.copy()
     CtC, CtB = _grams(A, X, W)
@@ -337,13 +337,10 @@ def _bpp_unit(A, X, W, support, max_iter):
     for j in fallback:  # rare: only columns the pivoting could not finish
         rows = slice(None) if W is None else W[:, j] > 0
         S[:, j] = scipy.optimize.nnls(A[rows], X[rows, j], maxiter=50 * (k + 1))[0]
-    info = NNLSInfo(
-        n_iter=n_iter,
-        kkt_residual=_kkt(CtC, CtB, S),
-        n_fallback=int(fallback.size),
-        rank_deficient=rank_deficient,
+    stats = dict(
+        n_iter=n_iter, n_fallback=int(fallback.size), rank_deficient=rank_deficient
     )
-    return S, info, CtC, CtB
+    return S, CtC, CtB, stats
 
 
 def _kkt(CtC: np.ndarray, CtB: np.ndarray, S: np.ndarray) -> float:

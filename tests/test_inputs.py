@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from helpers import factors, quiet, read_only
 
 import nnmf_lib as nl
 
@@ -28,13 +29,6 @@ N, M = 14, 12
 X = RNG.random((N, M))
 LABELS = np.arange(M) % 3
 Y = nl.one_hot(LABELS)
-
-
-def quiet(function, *args, **kwargs):
-    """Run ``function`` with convergence warnings silenced (short runs stop early)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", nl.ConvergenceWarning)
-        return function(*args, **kwargs)
 
 
 # Each factorization, as a function of the data only (fixed seeds, short runs).
@@ -53,26 +47,9 @@ FACTORIZATIONS = {
 }
 
 
-def factors(result):
-    """Every factor matrix of a result, as one flat list."""
-    out = []
-    for name in ("A", "S", "B"):
-        value = getattr(result, name, None)
-        if value is None:
-            continue
-        out += list(value) if isinstance(value, list) else [value]
-    return out
-
-
 def assert_same(result_a, result_b):
     for a, b in zip(factors(result_a), factors(result_b), strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-def read_only(array):
-    array = np.array(array)
-    array.setflags(write=False)
-    return array
 
 
 CONVERSIONS = {

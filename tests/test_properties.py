@@ -21,6 +21,7 @@ import warnings
 
 import cvxpy as cp
 import numpy as np
+from helpers import factors, finite_nonnegative, quiet, read_only
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -59,22 +60,6 @@ def data_and_rank(draw, min_size=2):
     X = draw(nonnegative_matrices(N, M))
     k = draw(st.integers(1, min(N, M)))
     return X, k
-
-
-def read_only(array):
-    array = np.array(array)
-    array.setflags(write=False)
-    return array
-
-
-def quiet(function, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # short runs stop at max_iter on purpose
-        return function(*args, **kwargs)
-
-
-def finite_nonnegative(*matrices):
-    return all(np.isfinite(m).all() and (m >= 0).all() for m in matrices)
 
 
 # --- nonnegative least squares ----------------------------------------------------
@@ -150,21 +135,12 @@ SOLVERS = {
 }
 
 
-def all_factors(result):
-    out = []
-    for name in ("A", "S", "B"):
-        value = getattr(result, name, None)
-        if value is not None:
-            out += list(value) if isinstance(value, list) else [value]
-    return out
-
-
 @given(data_and_rank(), st.sampled_from(sorted(SOLVERS)), st.integers(0, 1000))
 def test_every_solver_returns_finite_nonnegative_factors(data, solver, seed):
     X, k = data
     Xr = read_only(X)  # a write to the caller's array would raise
     result = quiet(SOLVERS[solver], Xr, k, seed)
-    assert finite_nonnegative(*all_factors(result))
+    assert finite_nonnegative(*factors(result))
     np.testing.assert_array_equal(Xr, X)
 
 
@@ -173,7 +149,7 @@ def test_same_random_state_same_result(data, solver, seed):
     X, k = data
     first = quiet(SOLVERS[solver], X, k, seed)
     second = quiet(SOLVERS[solver], X, k, seed)
-    for a, b in zip(all_factors(first), all_factors(second), strict=True):
+    for a, b in zip(factors(first), factors(second), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

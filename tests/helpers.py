@@ -1,0 +1,39 @@
+"""Helpers shared by tests/test_inputs.py and tests/test_properties.py."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import nnmf_lib as nl
+
+
+def quiet(function, *args, **kwargs):
+    """Run ``function`` with the warnings these tests expect silenced: short runs stop
+    at max_iter, and degenerate data can make least-squares systems singular."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nl.ConvergenceWarning)
+        warnings.simplefilter("ignore", nl.RankDeficiencyWarning)
+        return function(*args, **kwargs)
+
+
+def read_only(array):
+    """A read-only copy: a function that writes to its argument raises."""
+    array = np.array(array)
+    array.setflags(write=False)
+    return array
+
+
+def factors(result):
+    """Every factor matrix (``A``, ``S``, ``B``) of a result, as one flat list."""
+    out = []
+    for name in ("A", "S", "B"):
+        value = getattr(result, name, None)
+        if value is not None:
+            out += list(value) if isinstance(value, list) else [value]
+    return out
+
+
+def finite_nonnegative(*matrices):
+    return all(np.isfinite(m).all() and (m >= 0).all() for m in matrices)
