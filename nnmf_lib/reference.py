@@ -86,7 +86,8 @@ def bpp_column(A, x, max_iter=100):
     passive set, one factorization per group), the scaling of the topics to unit norm
     before the tolerances are applied, warm starts from a given support, data masks,
     and the Lawson-Hanson fallback after ``max_iter`` (here an error). On a singular
-    ``C[F, F]`` (duplicated topics) both use a minimum-norm solution.
+    ``C[F, F]`` (duplicated topics) both take a minimum-norm least-squares solution
+    (the fast one in the unit-norm scaling), so ``s`` may differ while ``A s`` agrees.
 
     Examples
     --------
@@ -267,6 +268,7 @@ def hals(X, A, S, n_iter):
         R, T = X @ S.T, S @ S.T
         for j in range(k):  # columns of A, in turn
             if T[j, j] > 0:
+                # T[j] @ A.T is A T[:, j] (T is symmetric), computed as nmf() does.
                 A[:, j] = np.maximum(EPS, A[:, j] + (R[:, j] - T[j] @ A.T) / T[j, j])
     return _unit_topics(A, S)
 
@@ -380,9 +382,7 @@ def ssnmf_updates(X, Y, A, B, S, lam=1.0, W=None, L=None, n_iter=100):
     return A / d, B / d, S * d[:, None]
 
 
-def hierarchical_nmf(
-    X, ranks, method=hals, n_iter=100, Y=None, L=None, lam=1.0, B=None
-):
+def hierarchical_nmf(X, ranks, method, n_iter=100, Y=None, L=None, lam=1.0, B=None):
     r"""Hierarchical NMF: NMF of the data, then NMF of each layer's coefficients.
 
     With :math:`S^{(-1)} = X`, layer :math:`\ell = 0, \dots, \mathcal L` factors
@@ -397,8 +397,9 @@ def hierarchical_nmf(
         Nonnegative data.
     ranks : list of int
         ``[k_0, ..., k_L]``, non-increasing.
-    method : callable, default :func:`hals`
-        One of :func:`multiplicative_updates`, :func:`hals` or :func:`anls`.
+    method : callable
+        The NMF of each layer: :func:`multiplicative_updates`, :func:`hals` or
+        :func:`anls`.
     n_iter : int, default 100
         Iterations per layer.
     Y, L, lam :
@@ -418,9 +419,11 @@ def hierarchical_nmf(
     Notes
     -----
     Every layer starts from :func:`nnmf_lib.initialize` (NNDSVDa), as
-    ``hnmf(X, ranks, max_iter=n_iter, tol=0)`` does. Left out: the data mask, the
-    stopping rule (here exactly ``n_iter`` iterations per layer), the random
-    classifier start (``B`` is given), and the per-layer errors and histories.
+    ``hnmf(X, ranks, method=..., max_iter=n_iter, tol=0)`` does. (For data with more
+    than 200 rows and columns, NNDSVDa uses a randomized SVD, so the start then
+    depends on the random state.) Left out: the data mask, the stopping rule (here
+    exactly ``n_iter`` iterations per layer), the random classifier start (``B`` is
+    given), and the per-layer errors and histories.
     """
     assert Y is None or B is not None, "a starting classifier B is needed with Y"
     A, S = [], []

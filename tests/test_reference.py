@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import doctest
 import inspect
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -412,3 +414,10 @@ def test_every_teaching_version_is_at_most_40_lines_of_code(name):
     assert inspect.getmodule(function) is ref
     assert function.__doc__ and "Notes" in function.__doc__  # says what it leaves out
     assert lines_of_code(function) <= 40
+
+
+def test_the_api_reference_documents_every_teaching_version():
+    api = (Path(__file__).resolve().parents[1] / "book" / "api.md").read_text()
+    section = api.split("## Teaching versions")[1].split("\n## ")[0]
+    documented = re.findall(r"^\.\. autofunction:: (\w+)$", section, flags=re.M)
+    assert sorted(documented) == sorted(ref.__all__)
