@@ -597,9 +597,9 @@ def _backtrack(params, grads, cost, step, problem, layers):
         trial_layers = problem.forward(A, layers)
         fit = problem.cost(A, B, trial_layers)
         if fit.cost <= cost + decrease + distance2 / (2 * step):
-            # Curvature of the cost along the step; if it allows twice the step, grow.
+            # Curvature of the cost along the step: grow when it allows far more.
             curvature = 2 * (fit.cost - cost - decrease) / distance2
-            grow = 2.0 if curvature * step <= 0.5 else 1.0
+            grow = 2.0 if curvature * step <= 0.1 else 1.0
             return new, step, grow * step, trial_layers, fit
         step /= 2.0
     return None

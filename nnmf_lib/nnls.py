@@ -35,9 +35,12 @@ the power-of-two scales of the columns of ``A`` and ``X``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 
 import numpy as np
+import threadpoolctl
+from scipy.linalg import lapack
 
 from ._validation import (
     AccuracyWarning,
@@ -75,6 +78,10 @@ _CHUNK_ENTRIES = 1 << 22
 # Data whose column exponents stay within +-_SAFE_EXP can be multiplied unscaled.
 _SAFE_EXP = 500
 _TINY = np.finfo(float).tiny
+# From this many topics on, the many small solves run on one BLAS thread: threading
+# inside each of thousands of small LAPACK calls only costs synchronization.
+_ONE_THREAD_K = 32
+_BLAS = []  # the threadpool controller, created on first use
 
 
 @dataclass
@@ -93,8 +100,8 @@ class NNLSInfo:
         1e-10.
     rank_deficient : bool
         Whether ``A`` is rank-deficient on the support of some column of the solution
-        (the solution is then not unique; the minimum-norm one on that support is
-        returned).
+        (the solution is then not unique; the minimum-norm one on that support, for
+        unit-norm topics, is returned).
     n_rank_deficient : int
         The number of such columns.
     n_ill_conditioned : int
@@ -114,6 +121,15 @@ def _chunks(n: int, entries_per_item: int):
     """Slices that split ``range(n)`` into chunks that gather a bounded memory."""
     step = max(1, _CHUNK_ENTRIES // max(entries_per_item, 1))
     return (slice(i, i + step) for i in range(0, n, step))
+
+
+def _small_solves(k: int):
+    """A context for the batched small solves of a problem with k topics."""
+    if k < _ONE_THREAD_K:
+        return contextlib.nullcontext()
+    if not _BLAS:
+        _BLAS.append(threadpoolctl.ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _exponent(values):
@@ -136,13 +152,15 @@ def _mul(M, x, transpose: bool = False):
 class _Reduced:
     """:math:`\\min_{s\\ge0}\\|x - As\\|` reduced to :math:`\\min_{s\\ge0}\\|c - Rs\\|`.
 
-    With ``A 2**-a = Q R`` and ``X 2**-e`` (scaled columns), ``c = Q^T X 2**-e``, and
-    ``q(A, X) = 2**-a q(R, c) 2**e``. ``R`` is r x k (``r = min(N, k)``), or M x r x k
+    With ``A D^-1 = Q R`` (unit-norm topics, ``D = diag(m 2**a)`` their norms) and
+    ``X 2**-e`` (columns scaled by powers of two), ``c = Q^T X 2**-e`` and
+    ``q(A, X) = D^-1 q(R, c) 2**e``. ``R`` is r x k (``r = min(N, k)``), or M x r x k
     with a data mask (one factorization per column); ``C = R^T R``, ``B = R^T c``.
     """
 
     R: np.ndarray
     C: np.ndarray
+    m: np.ndarray
     a: np.ndarray
     c: np.ndarray | None = None
     B: np.ndarray | None = None
@@ -151,23 +169,34 @@ class _Reduced:
     def take(self, cols) -> _Reduced:
         """The problem of some columns only."""
         R, C = (self.R, self.C) if self.C.ndim == 2 else (self.R[cols], self.C[cols])
-        return _Reduced(R, C, self.a, self.c[:, cols], self.B[:, cols], self.e[cols])
+        c, B, e = self.c[:, cols], self.B[:, cols], self.e[cols]
+        return _Reduced(R, C, self.m, self.a, c, B, e)
+
+    def unscaled(self, x, power: int = 1, data: bool = True) -> np.ndarray:
+        """``D^-power x 2**e`` (power 1: a solution in the caller's units); without
+        the data's scales ``2**e`` when ``data`` is false."""
+        e = self.e[None, :] if data else 0
+        return np.ldexp(x / self.m[:, None] ** power, e - power * self.a[:, None])
 
 
-def _column_exponents(A: np.ndarray) -> np.ndarray:
-    """Exponents ``a`` with ``||A[:, i]|| 2**-a_i`` in [0.5, 1); A is nonnegative."""
+def _column_norms(A: np.ndarray):
+    """The column norms of a nonnegative A as ``m 2**a`` (m in [0.5, 1), 1 for a zero
+    column), computed without overflow or underflow."""
     top = _exponent(A.max(axis=0))  # the largest entry first: no overflow, no underflow
-    if top.min() > -_SAFE_EXP and top.max() < _SAFE_EXP:
-        return _exponent(np.linalg.norm(A, axis=0))
-    return top + _exponent(np.linalg.norm(np.ldexp(A, -top), axis=0))
+    if not (top.min() > -_SAFE_EXP and top.max() < _SAFE_EXP):
+        A = np.ldexp(A, -top)
+    else:
+        top = 0
+    m, a = np.frexp(np.sqrt(np.einsum("ij,ij->j", A, A)))
+    return np.where(m > 0, m, 1.0), a + top
 
 
 def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
     """QR-reduce ``min ||W * (X - A S)||`` to k dimensions (``X`` may be None when only
     the factorization of ``A`` is needed). ``x_exp``: exponents of the column maxima of
     ``X`` when the caller knows them (X fixed over many calls)."""
-    a = _column_exponents(A)
-    A = np.ldexp(A, -a)
+    m, a = _column_norms(A)
+    A = np.ldexp(A, -a) / m  # unit-norm topics
     e, safe = None, True
     if X is not None:
         e = _exponent(X.max(axis=0)) if x_exp is None else x_exp
@@ -175,16 +204,27 @@ def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
         if not safe:  # scale before the product, or it could overflow
             X = np.ldexp(X, -e)
     if W is None:
-        Q, R = np.linalg.qr(A)
+        Q, R = _qr(A)
         c = None if X is None else Q.T @ X  # the one pass over the N x M data
         C = R.T @ R
     else:
         R, c = _masked_qr(A, X, W)
         C = np.einsum("mji,mjk->mik", R, R)
     if c is None:
-        return _Reduced(R, C, a)
+        return _Reduced(R, C, m, a)
     c = np.ldexp(c, -e) if safe else c
-    return _Reduced(R, C, a, c, _mul(R, c, transpose=True), e)
+    return _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e)
+
+
+def _qr(A):
+    """Thin QR factorization ``A = Q R`` (LAPACK directly: less overhead per call)."""
+    lwork = 64 * A.shape[1] + 1  # room for the blocked algorithm
+    qr, tau, _, info = lapack.dgeqrf(A, lwork=lwork)
+    if info != 0:  # pragma: no cover - LAPACK argument errors only
+        return np.linalg.qr(A)
+    r = min(A.shape)
+    Q = lapack.dorgqr(qr[:, :r], tau, lwork=lwork)[0]
+    return Q, np.triu(qr[:r])
 
 
 def _masked_qr(A, X, W):
@@ -213,9 +253,9 @@ def _group_columns(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     k, m = F.shape
     if k <= 62:
-        codes = (np.int64(1) << np.arange(k, dtype=np.int64)) @ F
-        _, first, group = np.unique(codes, return_index=True, return_inverse=True)
-        return F[:, first].T, group.reshape(-1)
+        bits = np.int64(1) << np.arange(k, dtype=np.int64)
+        codes, group = np.unique(bits @ F, return_inverse=True)
+        return (codes[:, None] & bits) != 0, group.reshape(-1)
     packed = np.packbits(F, axis=0)
     padded = np.zeros((m, -(-packed.shape[0] // 8) * 8), dtype=np.uint8)
     padded[:, : packed.shape[0]] = packed.T
@@ -244,7 +284,7 @@ class _Part:
     which: np.ndarray
     P: np.ndarray
     hard: np.ndarray
-    slot: np.ndarray
+    slot: np.ndarray | None
     K: tuple | None
 
 
@@ -302,19 +342,29 @@ def _add_part(fac, blocks, T, cols, rows, which, R):
     """Invert one batch of blocks and record it in ``fac``."""
     try:
         P = np.linalg.inv(blocks)
-        cond = np.abs(blocks).max(axis=(1, 2)) * np.abs(P).max(axis=(1, 2))
+        # Both are positive definite, so their largest entries are on the diagonals:
+        # the product estimates the condition number within a factor s^2. (Rounding
+        # can make a singular block indefinite: its inverse then has a huge negative
+        # diagonal entry, hence the absolute value.)
+        cond = _diagonal(blocks).max(axis=1) * np.abs(_diagonal(P)).max(axis=1)
         hard = ~(cond <= _COND_GRAM)  # also catches NaN
     except np.linalg.LinAlgError:  # an exactly singular block: use the SVD for all
         P, cond = blocks, np.full(len(blocks), np.inf)
         hard = np.ones(len(blocks), dtype=bool)
-    slot, K, singular = np.cumsum(hard) - 1, None, np.zeros(len(blocks), dtype=bool)
+    slot, K, singular = None, None, np.zeros(len(blocks), dtype=bool)
     if hard.any():
+        slot = np.cumsum(hard) - 1
         K, singular[hard] = _pinv_on_supports(
             blocks[hard], T[hard], cols, which, hard, R
         )
     fac.parts.append(_Part(cols, rows, which, P, hard, slot, K))
     fac.singular[cols], fac.hard[cols] = singular[which], hard[which]
     fac.refine |= bool((cond[~hard] > _COND_EXACT).any())
+
+
+def _diagonal(M):
+    """The diagonals of a matrix or of a stack of matrices (a view)."""
+    return np.diagonal(M, axis1=-2, axis2=-1)
 
 
 def _pinv_on_supports(blocks, T, cols, which, hard, R):
@@ -438,7 +488,7 @@ class _Solution:
 
     def AtX(self) -> np.ndarray:
         """``A^T X`` in the caller's units."""
-        return np.ldexp(self.red.B, self.red.a[:, None] + self.red.e[None, :])
+        return self.red.unscaled(self.red.B, power=-1)
 
 
 def _nnls(A, X, W=None, support=None, max_iter: int = 100, x_exp=None):
@@ -449,22 +499,25 @@ def _nnls(A, X, W=None, support=None, max_iter: int = 100, x_exp=None):
     """
     red = _reduce(A, X, W, x_exp)
     k = red.B.shape[0]
-    usable = np.diagonal(red.C, axis1=-2, axis2=-1) > 0  # zero topics stay out
+    usable = _diagonal(red.C) > 0  # zero topics stay out
     usable = usable[:, None] if usable.ndim == 1 else usable.T
     if support is not None:
         support = support & usable
-    x, F, unfinished, n_iter, fac = _bpp(red, support, max_iter)
-    num, den = _kkt_terms(red.C, red.B, x)
-    redo = unfinished | (num.max(axis=0) > _KKT_TOL * den.max(axis=0))
-    if redo.any():  # rare: the pivoting did not settle these columns
-        sub = red.take(redo)
-        x[:, redo], F[:, redo] = _lawson_hanson(sub, x[:, redo], F[:, redo], 3 * k + 10)
-        fac = _patch(fac, _factor(sub.C, F[:, redo], sub.R), redo)
-        num[:, redo], den[:, redo] = _kkt_terms(sub.C, sub.B, x[:, redo])
-    S = np.ldexp(x, red.e[None, :] - red.a[:, None])
+    with _small_solves(k):
+        x, F, unfinished, n_iter, fac = _bpp(red, support, max_iter)
+        num, den = _kkt_terms(red.C, red.B, x)
+        redo = unfinished | (num.max(axis=0) > _KKT_TOL * den.max(axis=0))
+        if redo.any():  # rare: the pivoting did not settle these columns
+            sub = red.take(redo)
+            x[:, redo], F[:, redo] = _lawson_hanson(
+                sub, x[:, redo], F[:, redo], 3 * k + 10
+            )
+            fac = _patch(fac, _factor(sub.C, F[:, redo], sub.R), redo)
+            num[:, redo], den[:, redo] = _kkt_terms(sub.C, sub.B, x[:, redo])
+    S = red.unscaled(x)
     info = NNLSInfo(
         n_iter=n_iter,
-        kkt_residual=_caller_residual(num, den, red.a, red.e),
+        kkt_residual=_caller_residual(num, den, red),
         n_fallback=int(redo.sum()),
         rank_deficient=bool(fac.singular.any()),
         n_rank_deficient=int(fac.singular.sum()),
@@ -490,7 +543,7 @@ def _bpp(red: _Reduced, support, max_iter: int):
     k, M = B.shape
     # Scale of each column's dual variable y and primal variable x, for the tolerances.
     tol_y = _tolerance(B)
-    c_max = np.abs(C).max() if C.ndim == 2 else np.abs(C).max(axis=(1, 2))
+    c_max = _diagonal(C).max(axis=-1)  # C is positive semidefinite
     tol_x = tol_y / np.maximum(c_max, _TINY)
 
     if support is None:  # empty passive set: x = 0 and the dual is -B
@@ -623,9 +676,11 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     -------
     S : ndarray, shape (k, M)
         The minimizer, with exact zeros off its support. Where ``A`` is rank-deficient
-        on the support of a column (for example two equal topics), the minimizer is
-        not unique: the minimum-norm solution on that support is returned (the fit
-        ``A S`` is unique).
+        on the support T of a column (for example two equal topics), the minimizer is
+        not unique (the fit ``A S`` is): the minimum-norm solution on T for the topics
+        scaled to unit length is returned, that is the one that minimizes
+        :math:`\|\operatorname{diag}(\|a_i\|)\, s_T\|`, a choice that does not
+        depend on the topics' scales.
     info : NNLSInfo
         Only when ``return_info`` is true.
 
@@ -735,11 +790,12 @@ def _kkt(CtC: np.ndarray, CtB: np.ndarray, S: np.ndarray) -> float:
     return 0.0 if top == 0.0 else float(violation.max() / top)
 
 
-def _caller_residual(num, den, a, e) -> float:
+def _caller_residual(num, den, red: _Reduced) -> float:
     """The KKT residual in the caller's units from the scaled terms: entry (i, j) is
-    scaled by ``2**(a_i + e_j)``, applied relative to the largest such factor so that
-    nothing overflows."""
-    w = np.ldexp(1.0, a[:, None] + e[None, :] - (a.max() + e.max()))
+    scaled by ``m_i 2**(a_i + e_j)``, applied relative to the largest power of two so
+    that nothing overflows."""
+    a, e = red.a, red.e
+    w = np.ldexp(red.m[:, None], a[:, None] + e[None, :] - (a.max() + e.max()))
     top = float((den * w).max())
     return 0.0 if top == 0.0 else float((num * w).max() / top)
 
@@ -868,15 +924,14 @@ def _vjp_z(solution: _Solution | None, A, S, G, W=None):
     rank-deficient supports. Reuses the factorization of ``solution`` (from the
     forward solve) when its supports are those of ``S``."""
     F = S > 0
-    if solution is None:
-        red = _reduce(A, None, W)
-        fac = _factor(red.C, F, red.R)
-    else:
-        red, fac = solution.red, solution.fac
-        if not np.array_equal(fac.F, F):
+    red = _reduce(A, None, W) if solution is None else solution.red
+    with _small_solves(F.shape[0]):
+        if solution is None or not np.array_equal(solution.fac.F, F):
             fac = _factor(red.C, F, red.R)
-    # A = A_s 2**a: (A_T^T A_T)^{-1} = 2**-a C_TT^{-1} 2**-a.
-    Z = np.ldexp(_apply(fac, np.ldexp(G, -red.a[:, None])), -red.a[:, None])
+        else:
+            fac = solution.fac
+        # A = A_s D: (A_T^T A_T)^{-1} = D^-1 C_TT^{-1} D^-1.
+        Z = red.unscaled(_apply(fac, red.unscaled(G, data=False)), data=False)
     return Z, fac.singular & F.any(axis=0)
 
 
