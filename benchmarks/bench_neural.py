@@ -18,6 +18,8 @@
    and ``X H^T`` of the gradient, timed alone), and ``loss_and_grad`` against a naive
    per-column implementation of the same mathematics (on 200 of the columns).
 
+All timings use one BLAS thread (set ``NNMF_BENCH_THREADS`` to change that): on a
+shared machine, threaded BLAS made the same product vary tenfold within one run.
 Nothing here asserts a time. Run: ``python benchmarks/bench_neural.py`` (a minute).
 """
 
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import scipy
 import scipy.optimize
+import threadpoolctl
 
 import nnmf_lib
 from nnmf_lib import hierarchical_blocks, hnmf, loss_and_grad, neural_nmf
@@ -53,7 +56,7 @@ PUBLISHED_SCRIPT = textwrap.dedent(
     warnings.simplefilter("ignore")
     import torch
     from NeuralNMF import Neural_NMF, train
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(sys.argv[3]))
     data = np.load(sys.argv[1])
     X = torch.from_numpy(data["X"])
     A = [data["A%d" % i] for i in range(len(data.files) - 1)]
@@ -61,10 +64,12 @@ PUBLISHED_SCRIPT = textwrap.dedent(
     net = Neural_NMF([X.shape[0]] + [a.shape[1] for a in A])
     for layer, a in zip(net.lsqnonneglst, A):
         layer.A.data = torch.from_numpy(a.copy())
-    train(net, X, epoch=1, lr=1e-6, verbose=False)  # warm-up
-    start = time.perf_counter()
-    train(net, X, epoch=epochs, lr=1e-6, verbose=False)
-    print((time.perf_counter() - start) / epochs)
+    times = []
+    for _ in range(epochs + 1):  # one epoch per call: the median resists load spikes
+        start = time.perf_counter()
+        train(net, X, epoch=1, lr=1e-6, verbose=False)
+        times.append(time.perf_counter() - start)
+    print(np.median(times[1:]))
     """
 )
 
@@ -78,11 +83,13 @@ def published_epoch(X, A, epochs):
         np.savez(data, X=X, **{f"A{i}": a for i, a in enumerate(A)})
         script = Path(tmp) / "published.py"
         script.write_text(PUBLISHED_SCRIPT)
+        threads = os.environ.get("NNMF_BENCH_THREADS", "1")
         out = subprocess.run(
-            [PUBLISHED_PYTHON, str(script), str(data), str(epochs)],
+            [PUBLISHED_PYTHON, str(script), str(data), str(epochs), threads],
             capture_output=True,
             text=True,
             timeout=600,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": threads},
         )
     if out.returncode != 0:
         print(out.stderr.strip().splitlines()[-1])
@@ -91,12 +98,11 @@ def published_epoch(X, A, epochs):
 
 
 def library_epoch(X, A, epochs):
-    """Seconds per epoch of neural_nmf (gradient and line search), the best of 3."""
-    best = np.inf
-    for _ in range(3):
-        res = neural_nmf(X, [a.shape[1] for a in A], init=A, max_epochs=epochs, tol=0)
-        best = min(best, res.elapsed[-1] / res.n_epochs)
-    return best
+    """Seconds per epoch of neural_nmf (gradient and line search): the median over
+    the epochs, which resists load spikes (the mean is printed as well)."""
+    res = neural_nmf(X, [a.shape[1] for a in A], init=A, max_epochs=epochs, tol=0)
+    per_epoch = np.diff(res.elapsed)
+    return float(np.median(per_epoch)), float(per_epoch.mean())
 
 
 def small_problems():
@@ -108,14 +114,16 @@ def small_problems():
             f"   (the published implementation is not installed at {PUBLISHED_PYTHON};"
         )
         print("    create it with the two commands in this script's docstring)")
-    print(f"   {'ranks':<12} {'nnmf_lib ms':>12} {'published ms':>13} {'ratio':>8}")
+    print("   median ms per epoch (mean in parentheses)")
+    print(f"   {'ranks':<12} {'nnmf_lib':>17} {'published':>10} {'ratio':>8}")
     for ranks in ([9], [9, 4], [9, 4, 2]):
         A = hnmf(X, ranks, random_state=0).A
-        t_lib = library_epoch(X, A, 200)
-        t_pub = published_epoch(X, A, 20) if available else None
-        pub = "-" if t_pub is None else f"{t_pub * 1e3:13.2f}"
+        t_lib, mean = library_epoch(X, A, 300)
+        t_pub = published_epoch(X, A, 30) if available else None
+        pub = "-" if t_pub is None else f"{t_pub * 1e3:10.2f}"
         ratio = "-" if t_pub is None else f"{t_pub / t_lib:7.1f}x"
-        print(f"   {ranks!s:<12} {t_lib * 1e3:12.3f} {pub:>13} {ratio:>8}")
+        lib = f"{t_lib * 1e3:.3f} ({mean * 1e3:.3f})"
+        print(f"   {ranks!s:<12} {lib:>17} {pub:>10} {ratio:>8}")
 
 
 def naive_epoch(A, X):
@@ -165,24 +173,24 @@ def large_problem():
     print(f"\n2. X {N} x {M}, ranks {ranks}")
     X = rng.random((N, 20)) @ rng.random((20, M)) + 0.1 * rng.random((N, M))
     A = hnmf(X, ranks, max_iter=50, random_state=0).A  # realistic dictionaries
-    epochs = 20
-    t_epoch = library_epoch(X, A, epochs)
-    res = neural_nmf(X, ranks, init=A, max_epochs=epochs, tol=0)
-    # The floor: the two N x M x k_0 products an exact-gradient epoch cannot avoid.
+    epochs = 40
+    t_epoch, mean = library_epoch(X, A, epochs)
+    # The floor: the N x M x k_0 products of an epoch, timed alone: Q^T X in each
+    # forward pass of the line search (1 to 2 per epoch) and X H^T in the gradient.
     Q = np.linalg.qr(A[0])[0]
     H = rng.random((ranks[0], M))
     t_fwd, _ = best_of(lambda: Q.T @ X, 7)
     t_grad, _ = best_of(lambda: X @ H.T, 7)
-    floor = t_fwd + t_grad
     print(
-        f"   neural_nmf epoch (gradient + line search): {t_epoch * 1e3:8.1f} ms "
-        f"(cost {res.cost[0]:.6g} -> {res.cost[-1]:.6g} in {epochs} epochs)"
+        f"   neural_nmf epoch (gradient + line search): {t_epoch * 1e3:8.1f} ms median"
+        f" ({mean * 1e3:.1f} mean, {epochs} epochs)"
     )
-    print(
-        f"   floor, Q^T X + X H^T:                      {floor * 1e3:8.1f} ms "
-        f"({t_fwd * 1e3:.1f} + {t_grad * 1e3:.1f}); epoch / floor = "
-        f"{t_epoch / floor:.2f}"
-    )
+    for n, what in ((2, "Q^T X + X H^T (the least possible)"), (3, "3 products")):
+        floor = (n - 1) * t_fwd + t_grad
+        print(
+            f"   floor, {what + ':':<34} {floor * 1e3:6.1f} ms; epoch / floor = "
+            f"{t_epoch / floor:.2f}"
+        )
     # The naive version takes minutes on all columns: compare on the first 200.
     X = X[:, :200]
     t_lib, (cost, grads, _) = best_of(lambda: loss_and_grad(A, X), repeat=5)
@@ -201,6 +209,12 @@ def large_problem():
 
 
 def main():
+    threads = int(os.environ.get("NNMF_BENCH_THREADS", "1"))
+    with threadpoolctl.threadpool_limits(threads):
+        run()
+
+
+def run():
     warnings.simplefilter("ignore")
     start = time.perf_counter()
     print(

@@ -6,10 +6,12 @@
 2. Exactness at any conditioning: dictionaries with nearly dependent topics
    (condition numbers about 1e4, 1e6, 1e8) and data near their cone; the worst KKT
    residual over 10 seeds next to scipy's, and the objective gap to scipy's.
-3. The rank sweep: A of 20000 x k, X of 20000 x 500 near the cone (half the topics
+3. The rank sweep: A of 20000 x k, X of 20000 x 2000 near the cone (half the topics
    active per column), k from 25 to 400; the time should grow no faster than the k^3
    of the dense solves (at most 8 times from k to 2k).
 
+All timings use one BLAS thread (set ``NNMF_BENCH_THREADS`` to change that): on a
+shared machine, threaded BLAS made the same product vary tenfold within one run.
 Nothing here asserts a time. Run with ``python benchmarks/bench_nnls.py`` (about a
 minute on a quiet machine).
 """
@@ -26,6 +28,7 @@ import numpy as np
 import scipy
 import scipy.linalg
 import scipy.optimize
+import threadpoolctl
 
 import nnmf_lib
 from nnmf_lib import kkt_residual, nnls
@@ -140,7 +143,7 @@ def exactness():
             )
 
 
-def rank_sweep(N=20_000, M=500):
+def rank_sweep(N=20_000, M=2000):
     print(f"\nRank sweep: A {N} x k, X {N} x {M} = A S + noise, S half full")
     print(f"{'k':>5} {'seconds':>9} {'x previous':>11} {'sweeps':>7} {'KKT':>9}")
     rng = np.random.default_rng(1)
@@ -156,6 +159,12 @@ def rank_sweep(N=20_000, M=500):
 
 
 def main():
+    threads = int(os.environ.get("NNMF_BENCH_THREADS", "1"))
+    with threadpoolctl.threadpool_limits(threads):
+        run()
+
+
+def run():
     start = time.perf_counter()
     warnings.simplefilter("ignore")
     print(

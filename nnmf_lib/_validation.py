@@ -50,6 +50,10 @@ def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndar
         negative entry while ``nonnegative`` is set.
     """
     arr = _as_array(X, name)
+    if where is None:  # fast path: two passes, no temporaries (NaN propagates)
+        low, high = arr.min(), arr.max()
+        if np.isfinite(low) and np.isfinite(high) and (low >= 0 or not nonnegative):
+            return arr
     checked = np.ones(arr.shape, dtype=bool) if where is None else where
     finite = np.isfinite(arr) | ~checked
     if not finite.all():

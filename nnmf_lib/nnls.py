@@ -78,8 +78,9 @@ _CHUNK_ENTRIES = 1 << 22
 # Data whose column exponents stay within +-_SAFE_EXP can be multiplied unscaled.
 _SAFE_EXP = 500
 _TINY = np.finfo(float).tiny
-# From this many topics on, the many small solves run on one BLAS thread: threading
-# inside each of thousands of small LAPACK calls only costs synchronization.
+# From this many topics on, the many small solves (and the QR factorization) run on
+# one BLAS thread: threading inside thousands of small LAPACK calls only costs
+# synchronization, and on a busy machine it made them 10 to 50 times slower.
 _ONE_THREAD_K = 32
 _BLAS = []  # the threadpool controller, created on first use
 
@@ -125,7 +126,12 @@ def _chunks(n: int, entries_per_item: int):
 
 def _small_solves(k: int):
     """A context for the batched small solves of a problem with k topics."""
-    if k < _ONE_THREAD_K:
+    return _one_thread(k >= _ONE_THREAD_K)
+
+
+def _one_thread(needed: bool = True):
+    """A context in which BLAS and LAPACK use one thread (a no-op if not needed)."""
+    if not needed:
         return contextlib.nullcontext()
     if not _BLAS:
         _BLAS.append(threadpoolctl.ThreadpoolController())
@@ -197,22 +203,25 @@ def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
     ``X`` when the caller knows them (X fixed over many calls)."""
     m, a = _column_norms(A)
     A = np.ldexp(A, -a) / m  # unit-norm topics
-    e, safe = None, True
-    if X is not None:
-        e = _exponent(X.max(axis=0)) if x_exp is None else x_exp
-        safe = e.min() > -_SAFE_EXP and e.max() < _SAFE_EXP
-        if not safe:  # scale before the product, or it could overflow
-            X = np.ldexp(X, -e)
     if W is None:
-        Q, R = _qr(A)
-        c = None if X is None else Q.T @ X  # the one pass over the N x M data
-        C = R.T @ R
-    else:
+        with _one_thread(A.size >= 4096):  # threads thrash in QR on a busy machine
+            Q, R = _qr(A)
+        project = (lambda X: Q.T @ X) if X is not None else None
+    else:  # one factorization per column; X enters through the same loop
         R, c = _masked_qr(A, X, W)
-        C = np.einsum("mji,mjk->mik", R, R)
-    if c is None:
+        project = (lambda X: _masked_qr(A, X, W)[1]) if X is not None else None
+    C = _mul(R, R, transpose=True) if R.ndim == 2 else np.einsum("mji,mjk->mik", R, R)
+    if X is None:
         return _Reduced(R, C, m, a)
-    c = np.ldexp(c, -e) if safe else c
+    # The columns of X are scaled by powers of two after the product when their
+    # scales are moderate (checked on the result), before it otherwise.
+    c = project(X) if W is None else c  # the one N x M product
+    e = _exponent(np.abs(c).max(axis=0)) if x_exp is None else x_exp
+    if np.isfinite(c).all() and e.min() > -_SAFE_EXP and e.max() < _SAFE_EXP:
+        c = np.ldexp(c, -e)
+    else:  # data of extreme scale
+        e = _exponent(X.max(axis=0))
+        c = project(np.ldexp(X, -e))
     return _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e)
 
 
@@ -234,7 +243,8 @@ def _masked_qr(A, X, W):
     R = np.empty((M, min(N, k), k))
     c = None if X is None else np.empty((min(N, k), M))
     for sl in _chunks(M, N * k):  # chunks of columns bound the memory
-        Q, R[sl] = np.linalg.qr(W.T[sl, :, None] * A)
+        with _one_thread(N * k >= 4096):
+            Q, R[sl] = np.linalg.qr(W.T[sl, :, None] * A)
         if X is not None:
             c[:, sl] = np.einsum("mnr,nm->rm", Q, X[:, sl])
     return R, c
@@ -926,10 +936,18 @@ def _vjp_z(solution: _Solution | None, A, S, G, W=None):
     F = S > 0
     red = _reduce(A, None, W) if solution is None else solution.red
     with _small_solves(F.shape[0]):
-        if solution is None or not np.array_equal(solution.fac.F, F):
+        if solution is None:
             fac = _factor(red.C, F, red.R)
-        else:
+        else:  # refactor only the columns whose support is not the forward's
             fac = solution.fac
+            changed = (fac.F != F).any(axis=0)
+            if changed.any():
+                C, R = (
+                    (red.C, red.R)
+                    if red.C.ndim == 2
+                    else (red.C[changed], red.R[changed])
+                )
+                fac = _patch(fac, _factor(C, F[:, changed], R), changed)
         # A = A_s D: (A_T^T A_T)^{-1} = D^-1 C_TT^{-1} D^-1.
         Z = red.unscaled(_apply(fac, red.unscaled(G, data=False)), data=False)
     return Z, fac.singular & F.any(axis=0)
