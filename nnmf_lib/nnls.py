@@ -589,7 +589,10 @@ def _bpp(red: _Reduced, support, max_iter: int):
         new = _factor(sub.C, F[:, todo], sub.R)
         x[:, todo], y[:, todo] = _solve(sub, new)
         fac = _patch(fac, new, todo)
-    x = np.where(F, np.maximum(x, 0.0), 0.0)
+    # Coefficients at rounding level of their column (a variable with a zero gradient
+    # at a degenerate point) are zeros: exact zeros off the true support.
+    floor = _RTOL * k * np.finfo(float).eps * x.max(axis=0)
+    x = np.where(F & (x > floor), x, 0.0)
     return x, F, todo, n_iter, fac
 
 
