@@ -59,8 +59,10 @@ _NOT_PROSE = [
     ),
 ]
 # A number written with a decimal point or an exponent: 0.053, 1.5e-3, 2e-16, 44.4%.
+# A full stop may follow (end of a sentence); another digit or letter may not.
+_END = r"(?!\w|\.\d)"
 _DECIMAL = re.compile(
-    r"(?<![\w.])\d*\.\d+(?:[eE][-+]?\d+)?(?![\w.])|(?<![\w.])\d+[eE][-+]?\d+(?![\w.])"
+    rf"(?<![\w.])\d*\.\d+(?:[eE][-+]?\d+)?{_END}|(?<![\w.])\d+[eE][-+]?\d+{_END}"
 )
 # "% quoted-numbers: 0.053 0.399 (Table 1 of the paper)": numbers this chapter quotes
 # from a source; everything up to the first word that is not a number is allowed.

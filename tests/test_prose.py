@@ -46,6 +46,7 @@ def test_glued_math_code_and_quoted_numbers_pass():
 
 
 @pytest.mark.parametrize("typed", ["0.123", "1.5e-3", "2e-16", "44.4%", ".5"])
-def test_a_hand_typed_number_fails(typed):
-    nb = jupytext.reads(CHAPTER + f"\nWe measured {typed} here.\n", fmt="md:myst")
+@pytest.mark.parametrize("after", [" here.", ".", ",", ")"])
+def test_a_hand_typed_number_fails(typed, after):
+    nb = jupytext.reads(CHAPTER + f"\nWe measured ({typed}{after}\n", fmt="md:myst")
     assert [number for _, number, _ in typed_decimals(nb)] == [typed.rstrip("%")]
