@@ -1,24 +1,129 @@
-"""Time per Neural NMF epoch (forward propagation plus exact gradient) on a 2000 x 1000
-matrix with ranks [20, 10, 5], against a naive per-column implementation of the same
-mathematics (the approach of the published implementation: scipy.optimize.nnls for each
-column, and a pseudoinverse per column and layer in the backward pass).
+"""Time per Neural NMF epoch, side by side in one run, at two scales.
 
-Both are measured in this one run; the ratio is printed. Nothing here asserts a time.
-Run: ``python benchmarks/bench_neural.py`` (about a minute).
+1. The book's small problems: the paper's 87 x 90 data with ranks [9], [9, 4] and
+   [9, 4, 2], against the published implementation (the ``NeuralNMF`` package on PyPI,
+   version 1.0.0, PyTorch; one epoch = forward pass with scipy.optimize.nnls per
+   column, backward pass with a pseudoinverse per column, a gradient step). It runs in
+   its own Python, in a separate environment that is never a dependency of this
+   project. Create it once (CPU build of torch; the package's ``fnnls`` dependency
+   needs NumPy < 1.24)::
+
+       python3 -m venv /work/bench-neuralnmf
+       /work/bench-neuralnmf/bin/pip install torch==2.13.0 "numpy<1.24" NeuralNMF==1.0.0
+
+   or point ``NEURALNMF_PYTHON`` at another interpreter that has it. Without it, this
+   part prints how to create it and the rest still runs.
+2. A 2000 x 1000 matrix with ranks [20, 10, 5]: an epoch of ``neural_nmf`` against the
+   floor of its large products (the N x M x k_0 products ``Q^T X`` of the forward pass
+   and ``X H^T`` of the gradient, timed alone), and ``loss_and_grad`` against a naive
+   per-column implementation of the same mathematics (on 200 of the columns).
+
+All timings use one BLAS thread (set ``NNMF_BENCH_THREADS`` to change that): on a
+shared machine, threaded BLAS made the same product vary tenfold within one run.
+Nothing here asserts a time. Run: ``python benchmarks/bench_neural.py`` (a minute).
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
+import tempfile
+import textwrap
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import scipy
 import scipy.optimize
+import threadpoolctl
 
 import nnmf_lib
-from nnmf_lib import hnmf, loss_and_grad, neural_nmf
+from nnmf_lib import hierarchical_blocks, hnmf, loss_and_grad, neural_nmf
+
+PUBLISHED_PYTHON = os.environ.get(
+    "NEURALNMF_PYTHON", "/work/bench-neuralnmf/bin/python"
+)
+
+# Runs in the separate environment: loads X and the A's, trains the published model
+# for a number of epochs (plain gradient steps, as its train() does), prints s/epoch.
+PUBLISHED_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, warnings
+    import numpy as np
+    warnings.simplefilter("ignore")
+    import torch
+    from NeuralNMF import Neural_NMF, train
+    torch.set_num_threads(int(sys.argv[3]))
+    data = np.load(sys.argv[1])
+    X = torch.from_numpy(data["X"])
+    A = [data["A%d" % i] for i in range(len(data.files) - 1)]
+    epochs = int(sys.argv[2])
+    net = Neural_NMF([X.shape[0]] + [a.shape[1] for a in A])
+    for layer, a in zip(net.lsqnonneglst, A):
+        layer.A.data = torch.from_numpy(a.copy())
+    times = []
+    for _ in range(epochs + 1):  # one epoch per call: the median resists load spikes
+        start = time.perf_counter()
+        train(net, X, epoch=1, lr=1e-6, verbose=False)
+        times.append(time.perf_counter() - start)
+    print(np.median(times[1:]))
+    """
+)
+
+
+def published_epoch(X, A, epochs):
+    """Seconds per epoch of the published implementation, or None if unavailable."""
+    if not Path(PUBLISHED_PYTHON).exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "problem.npz"
+        np.savez(data, X=X, **{f"A{i}": a for i, a in enumerate(A)})
+        script = Path(tmp) / "published.py"
+        script.write_text(PUBLISHED_SCRIPT)
+        threads = os.environ.get("NNMF_BENCH_THREADS", "1")
+        out = subprocess.run(
+            [PUBLISHED_PYTHON, str(script), str(data), str(epochs), threads],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": threads},
+        )
+    if out.returncode != 0:
+        print(out.stderr.strip().splitlines()[-1])
+        return None
+    return float(out.stdout.split()[-1])
+
+
+def library_epoch(X, A, epochs):
+    """Seconds per epoch of neural_nmf (gradient and line search): the median over
+    the epochs, which resists load spikes (the mean is printed as well)."""
+    res = neural_nmf(X, [a.shape[1] for a in A], init=A, max_epochs=epochs, tol=0)
+    per_epoch = np.diff(res.elapsed)
+    return float(np.median(per_epoch)), float(per_epoch.mean())
+
+
+def small_problems():
+    print("\n1. The 87 x 90 data, ranks as in the book's experiments")
+    X = hierarchical_blocks(random_state=0).X
+    available = Path(PUBLISHED_PYTHON).exists()
+    if not available:
+        print(
+            f"   (the published implementation is not installed at {PUBLISHED_PYTHON};"
+        )
+        print("    create it with the two commands in this script's docstring)")
+    print("   median ms per epoch (mean in parentheses)")
+    print(f"   {'ranks':<12} {'nnmf_lib':>17} {'published':>10} {'ratio':>8}")
+    for ranks in ([9], [9, 4], [9, 4, 2]):
+        A = hnmf(X, ranks, random_state=0).A
+        t_lib, mean = library_epoch(X, A, 300)
+        t_pub = published_epoch(X, A, 30) if available else None
+        pub = "-" if t_pub is None else f"{t_pub * 1e3:10.2f}"
+        ratio = "-" if t_pub is None else f"{t_pub / t_lib:7.1f}x"
+        lib = f"{t_lib * 1e3:.3f} ({mean * 1e3:.3f})"
+        print(f"   {ranks!s:<12} {lib:>17} {pub:>10} {ratio:>8}")
 
 
 def naive_epoch(A, X):
@@ -62,36 +167,65 @@ def best_of(fn, repeat):
     return best, out
 
 
-def main():
-    warnings.simplefilter("ignore")
-    print(
-        f"nnmf_lib {nnmf_lib.__version__}, numpy {np.__version__}, "
-        f"scipy {scipy.__version__}, Python {platform.python_version()}"
-    )
+def large_problem():
     rng = np.random.default_rng(0)
     N, M, ranks = 2000, 1000, [20, 10, 5]
+    print(f"\n2. X {N} x {M}, ranks {ranks}")
     X = rng.random((N, 20)) @ rng.random((20, M)) + 0.1 * rng.random((N, M))
     A = hnmf(X, ranks, max_iter=50, random_state=0).A  # realistic dictionaries
-    t_lib, (cost, grads, _) = best_of(lambda: loss_and_grad(A, X), repeat=7)
+    epochs = 40
+    t_epoch, mean = library_epoch(X, A, epochs)
+    # The floor: the N x M x k_0 products of an epoch, timed alone: Q^T X in each
+    # forward pass of the line search (1 to 2 per epoch) and X H^T in the gradient.
+    Q = np.linalg.qr(A[0])[0]
+    H = rng.random((ranks[0], M))
+    t_fwd, _ = best_of(lambda: Q.T @ X, 7)
+    t_grad, _ = best_of(lambda: X @ H.T, 7)
+    print(
+        f"   neural_nmf epoch (gradient + line search): {t_epoch * 1e3:8.1f} ms median"
+        f" ({mean * 1e3:.1f} mean, {epochs} epochs)"
+    )
+    for n, what in ((2, "Q^T X + X H^T (the least possible)"), (3, "3 products")):
+        floor = (n - 1) * t_fwd + t_grad
+        print(
+            f"   floor, {what + ':':<34} {floor * 1e3:6.1f} ms; epoch / floor = "
+            f"{t_epoch / floor:.2f}"
+        )
+    # The naive version takes minutes on all columns: compare on the first 200.
+    X = X[:, :200]
+    t_lib, (cost, grads, _) = best_of(lambda: loss_and_grad(A, X), repeat=5)
     t_naive, (cost_naive, grads_naive) = best_of(lambda: naive_epoch(A, X), repeat=1)
     diff = max(
         np.abs(g - h).max() / np.abs(h).max()
         for g, h in zip(grads, grads_naive, strict=True)
     )
-    print(f"X {N}x{M}, ranks {ranks}")
-    print(f"nnmf_lib.loss_and_grad (forward + gradient): {t_lib * 1e3:8.1f} ms")
-    print(f"naive per-column implementation:             {t_naive * 1e3:8.1f} ms")
+    print("   on its first 200 columns (the naive version is slow):")
+    print(f"   loss_and_grad (forward + gradient):        {t_lib * 1e3:8.1f} ms")
     print(
-        f"ratio: {t_naive / t_lib:.1f}x; largest relative difference of the gradients "
-        f"{diff:.1e}; costs {cost:.6g} vs {cost_naive:.6g}"
+        f"   naive per-column implementation:           {t_naive * 1e3:8.1f} ms "
+        f"({t_naive / t_lib:.0f}x); largest relative difference of the gradients "
+        f"{diff:.1e}, costs {cost:.10g} vs {cost_naive:.10g}"
     )
-    res = neural_nmf(X, ranks, init=A, max_epochs=20, tol=0)
-    per_epoch = res.elapsed[-1] / res.n_epochs
+
+
+def main():
+    threads = int(os.environ.get("NNMF_BENCH_THREADS", "1"))
+    with threadpoolctl.threadpool_limits(threads):
+        run()
+
+
+def run():
+    warnings.simplefilter("ignore")
+    start = time.perf_counter()
     print(
-        f"neural_nmf training epoch (gradient + line search), mean of 20: "
-        f"{per_epoch * 1e3:.1f} ms"
+        f"nnmf_lib {nnmf_lib.__version__}, numpy {np.__version__}, "
+        f"scipy {scipy.__version__}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
+    small_problems()
+    large_problem()
+    print(f"\n(this benchmark ran in {time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,18 +1,34 @@
-"""Speed of nnmf_lib.nnls against a loop of scipy.optimize.nnls and against cvxpy.
+"""Speed and exactness of nnmf_lib.nnls, measured side by side in one run.
 
-All timings are measured side by side in this one run and printed as ratios; nothing
-here asserts a time. Run with ``python benchmarks/bench_nnls.py`` (about a minute).
+1. Against a loop of scipy.optimize.nnls (the bench shape, and varied supports) and
+   against cvxpy, with the ratio of nnls to its floor: one Cholesky solve of
+   ``A^T A S = A^T X`` for all columns (products included), what a single support costs.
+2. Exactness at any conditioning: dictionaries with nearly dependent topics
+   (condition numbers about 1e4, 1e6, 1e8) and data near their cone; the worst KKT
+   residual over 10 seeds next to scipy's, and the objective gap to scipy's.
+3. The rank sweep: A of 20000 x k, X of 20000 x 2000 near the cone (half the topics
+   active per column), k from 25 to 400; the time should grow no faster than the k^3
+   of the dense solves (at most 8 times from k to 2k).
+
+All timings use one BLAS thread (set ``NNMF_BENCH_THREADS`` to change that): on a
+shared machine, threaded BLAS made the same product vary tenfold within one run.
+Nothing here asserts a time. Run with ``python benchmarks/bench_nnls.py`` (about a
+minute on a quiet machine).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import time
+import warnings
 
 import cvxpy as cp
 import numpy as np
 import scipy
+import scipy.linalg
 import scipy.optimize
+import threadpoolctl
 
 import nnmf_lib
 from nnmf_lib import kkt_residual, nnls
@@ -41,6 +57,11 @@ def cvxpy_solve(A, X):
     return S.value
 
 
+def cholesky_floor(A, X):
+    """The least squares on one support (all topics): Gram products, one Cholesky."""
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(A.T @ A), A.T @ X)
+
+
 def compare(name, A, X, reference, ref_name, repeat_ref):
     t_lib, S = best_of(lambda: nnls(A, X), repeat=7)
     t_ref, S_ref = best_of(lambda: reference(A, X), repeat=repeat_ref)
@@ -51,24 +72,24 @@ def compare(name, A, X, reference, ref_name, repeat_ref):
         f"{t_ref / t_lib:8.1f}x   {diff:8.1e}  {kkt_residual(A, X, S):8.1e}  "
         f"{supports:6d}"
     )
+    return t_lib
 
 
-def main():
-    print(
-        f"nnmf_lib {nnmf_lib.__version__}, numpy {np.__version__}, "
-        f"scipy {scipy.__version__}, cvxpy {cp.__version__}, "
-        f"Python {platform.python_version()}, {platform.machine()}"
-    )
+def speed():
     print(
         f"{'problem':<38} {'reference':<12} {'nnls ms':>9} {'ref ms':>10} {'ratio':>9}"
         f"   {'max diff':>8}  {'KKT':>8}  {'supp.':>6}"
     )
     rng = np.random.default_rng(0)
-    # The reference shape: A 2000 x 20, X = rand(2000,15) rand(15,1000) + noise.
+    # The bench shape: A 2000 x 20, X = rand(2000,15) rand(15,1000) + noise.
     A = rng.random((2000, 20))
     X = rng.random((2000, 15)) @ rng.random((15, 1000)) + 0.1 * rng.random((2000, 1000))
-    compare(
-        "A 2000x20, X 2000x1000 (low rank+noise)", A, X, scipy_loop, "scipy loop", 3
+    name = "A 2000x20, X 2000x1000 (low rank+noise)"
+    t_lib = compare(name, A, X, scipy_loop, "scipy loop", 3)
+    t_floor, _ = best_of(lambda: cholesky_floor(A, X), 7)
+    print(
+        f"{'  floor: one Cholesky solve, all columns':<38} {'':<12} {t_lib * 1e3:9.1f} "
+        f"{t_floor * 1e3:10.1f}   nnls / floor = {t_lib / t_floor:.1f}"
     )
     # A harder case for grouping: sparse solutions with a different support per column.
     A = rng.random((300, 20)) ** 3
@@ -78,6 +99,84 @@ def main():
     A = rng.random((200, 20))
     X = rng.random((200, 15)) @ rng.random((15, 200)) + 0.1 * rng.random((200, 200))
     compare("A 200x20, X 200x200", A, X, cvxpy_solve, "cvxpy OSQP", 1)
+
+
+def ill_conditioned(cond, seed, noise, N=60, k=8, M=120):
+    """Two nearly dependent pairs of topics, data near (noise 0: in) the cone."""
+    rng = np.random.default_rng(seed)
+    A = rng.random((N, k))
+    A[:, 7] = A[:, 6] + rng.random(N) * 8 / cond
+    A[:, 5] = A[:, 4] + rng.random(N) * 80 / cond
+    S = rng.random((k, M)) * (rng.random((k, M)) < 0.6)
+    return A, A @ S + noise * rng.random((N, M))
+
+
+def exactness():
+    print(
+        "\nIll-conditioned dictionaries, data near the cone (10 seeds each, 60 x 8, "
+        "120 columns)"
+    )
+    print(
+        f"{'cond(A)':>9} {'noise':>7} {'KKT nnls':>9} {'KKT scipy':>10} "
+        f"{'(f-f_scipy)/|X|^2':>18} {'(f-f_scipy)/f':>14} {'nnls ms':>8} "
+        f"{'scipy ms':>9}"
+    )
+    for target in (1e4, 1e6, 1e8):
+        for noise in (0.0, 1e-6, 1e-3):
+            kkt, kkt_ref, gap, rel_gap, t, t_ref, conds = 0, 0, 0, 0, 0, 0, []
+            for seed in range(10):
+                A, X = ill_conditioned(target, seed, noise)
+                conds.append(np.linalg.cond(A))
+                dt, S = best_of(lambda A=A, X=X: nnls(A, X), 1)
+                dt_ref, S_ref = best_of(lambda A=A, X=X: scipy_loop(A, X), 1)
+                f = np.sum((X - A @ S) ** 2)
+                f_ref = np.sum((X - A @ S_ref) ** 2)
+                kkt = max(kkt, kkt_residual(A, X, S))
+                kkt_ref = max(kkt_ref, kkt_residual(A, X, S_ref))
+                gap = max(gap, (f - f_ref) / np.sum(X**2))
+                rel_gap = max(rel_gap, (f - f_ref) / f_ref if noise else 0.0)
+                t, t_ref = t + dt, t_ref + dt_ref
+            rel = f"{rel_gap:14.1e}" if noise else f"{'(f ~ 0)':>14}"
+            print(
+                f"{np.median(conds):9.1e} {noise:7.0e} {kkt:9.1e} {kkt_ref:10.1e} "
+                f"{gap:18.1e} {rel} {t * 100:8.1f} {t_ref * 100:9.1f}"
+            )
+
+
+def rank_sweep(N=20_000, M=2000):
+    print(f"\nRank sweep: A {N} x k, X {N} x {M} = A S + noise, S half full")
+    print(f"{'k':>5} {'seconds':>9} {'x previous':>11} {'sweeps':>7} {'KKT':>9}")
+    rng = np.random.default_rng(1)
+    previous = None
+    for k in (25, 50, 100, 200, 400):
+        A = rng.random((N, k))
+        S = rng.random((k, M)) * (rng.random((k, M)) < 0.5)
+        X = A @ S + 0.01 * rng.random((N, M))
+        t, (S, info) = best_of(lambda A=A, X=X: nnls(A, X, return_info=True), 1)
+        growth = "" if previous is None else f"{t / previous:10.1f}x"
+        print(f"{k:5d} {t:9.2f} {growth:>11} {info.n_iter:7d} {info.kkt_residual:9.1e}")
+        previous = t
+
+
+def main():
+    threads = int(os.environ.get("NNMF_BENCH_THREADS", "1"))
+    with threadpoolctl.threadpool_limits(threads):
+        run()
+
+
+def run():
+    start = time.perf_counter()
+    warnings.simplefilter("ignore")
+    print(
+        f"nnmf_lib {nnmf_lib.__version__}, numpy {np.__version__}, "
+        f"scipy {scipy.__version__}, cvxpy {cp.__version__}, "
+        f"Python {platform.python_version()}, {platform.machine()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    speed()
+    exactness()
+    rank_sweep()
+    print(f"\n(this benchmark ran in {time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ and the representation ``S`` (k x M). This is the transpose of scikit-learn, who
 estimators take one sample per row.
 """
 
-from ._validation import ConvergenceWarning, RankDeficiencyWarning
+from ._validation import AccuracyWarning, ConvergenceWarning, RankDeficiencyWarning
 from .datasets import BlockData, hierarchical_blocks, known_mask, nested_blocks
 from .deep import DeepNMFResult, deep_nmf, pool, unpool
 from .hierarchical import HNMFResult, hnmf, product
@@ -17,6 +17,7 @@ from .nnls import NNLSInfo, kkt_residual, nnls, nnls_vjp
 from .ssnmf import SSNMFResult, label_mask, one_hot, ssnmf
 
 __all__ = [
+    "AccuracyWarning",
     "BlockData",
     "ConvergenceWarning",
     "DeepNMFResult",

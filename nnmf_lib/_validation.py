@@ -8,12 +8,16 @@ argument and says what is wrong with it.
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ConvergenceWarning", "RankDeficiencyWarning"]
+__all__ = ["AccuracyWarning", "ConvergenceWarning", "RankDeficiencyWarning"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class ConvergenceWarning(UserWarning):
@@ -22,6 +26,12 @@ class ConvergenceWarning(UserWarning):
 
 class RankDeficiencyWarning(UserWarning):
     """A least-squares system on a support was singular; a pseudoinverse was used."""
+
+
+class AccuracyWarning(UserWarning):
+    """A result misses the accuracy its function promises (for :func:`nnmf_lib.nnls`,
+    a verified KKT residual of 1e-10), usually because the data are too
+    ill-conditioned for double precision."""
 
 
 def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndarray:
@@ -40,6 +50,10 @@ def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndar
         negative entry while ``nonnegative`` is set.
     """
     arr = _as_array(X, name)
+    if where is None:  # fast path: two passes, no temporaries (NaN propagates)
+        low, high = arr.min(), arr.max()
+        if np.isfinite(low) and np.isfinite(high) and (low >= 0 or not nonnegative):
+            return arr
     checked = np.ones(arr.shape, dtype=bool) if where is None else where
     finite = np.isfinite(arr) | ~checked
     if not finite.all():
@@ -218,8 +232,12 @@ def check_int(value, name: str, *, minimum: int = 1) -> int:
 
 
 def warn(message: str, category: type[Warning]) -> None:
-    """Issue a warning attributed to the caller of the public function."""
-    warnings.warn(message, category, stacklevel=3)
+    """Issue a warning attributed to the user's line: the first frame of the call
+    stack outside ``nnmf_lib``, however deeply the library's functions are nested."""
+    frame, level = sys._getframe(1), 2  # level 2 is the caller of warn()
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def check_random_state(random_state) -> np.random.Generator:

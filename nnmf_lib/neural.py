@@ -43,10 +43,10 @@ from ._validation import (
     check_shape,
     warn,
 )
-from .hierarchical import _product, hnmf, product
+from .hierarchical import hnmf, product
 from .metrics import _ratio, predict_labels
 from .nmf import stopped
-from .nnls import _bpp, _vjp
+from .nnls import _exponent, _nnls, _Tally, _vjp, _vjp_z
 
 __all__ = ["NeuralNMFResult", "forward", "loss_and_grad", "neural_nmf"]
 
@@ -68,13 +68,19 @@ class _Labels:
         return None if Y is None else cls(Y, L, lam)
 
 
-def _forward(A, X, W, supports=None):
-    S, data = [], X
+def _forward(A, X, W, supports=None, x_exp=None):
+    """Forward propagation on validated input: every layer's NNLS solution, with what
+    its solver knows (reused by the cost and the gradient). ``supports`` warm-starts
+    each layer; ``x_exp`` are the column exponents of X when known (X fixed)."""
+    layers, data = [], X
     for i, a in enumerate(A):
         support = None if supports is None else supports[i]
-        data = _bpp(a, data, W if i == 0 else None, support, 100)[0]
-        S.append(data)
-    return S
+        first = i == 0
+        data, solution = _nnls(
+            a, data, W if first else None, support, x_exp=x_exp if first else None
+        )
+        layers.append(solution)
+    return layers
 
 
 def forward(A, X, *, W=None) -> list[np.ndarray]:
@@ -93,76 +99,145 @@ def forward(A, X, *, W=None) -> list[np.ndarray]:
     -------
     list of ndarray
         ``S[l]`` of shape (k_l, M).
+
+    Warns
+    -----
+    AccuracyWarning, ConvergenceWarning, RankDeficiencyWarning
+        As :func:`nnmf_lib.nnls` does, for any layer.
     """
     X, W = as_masked_data(X, W)
-    return _forward(as_layers(A, X.shape[0]), X, W)
+    layers = _forward(as_layers(A, X.shape[0]), X, W)
+    _warn_layers(layers, "forward")
+    return [layer.S for layer in layers]
 
 
-def _residuals(A, X, S, W, loss):
-    """The residuals the cost is made of: one for the product, or one per layer."""
-    if loss == "reconstruction":
-        R = X - _product(A, S[-1])
-        return [R if W is None else W * R]
-    inputs = [X, *S[:-1]]
-    R = [x - a @ s for x, a, s in zip(inputs, A, S, strict=True)]
+def _warn_layers(layers, where, tally=None):
+    """Issue the NNLS warnings of a forward pass (or of a tally of many)."""
+    if tally is None:
+        tally = _Tally()
+        for layer in layers:
+            tally.add(layer.info, layer.S.shape[1])
+    for message, category in tally.warnings(f"{where} (nnls at some layer)"):
+        warn(message, category)
+
+
+@dataclass
+class _Fit:
+    """The cost and the terms of it that the gradient reuses.
+
+    ``Y`` is what A[0] multiplies in the layer-0 residual ``R0 = X - A[0] Y``
+    (``A[1] ... A[L] S[L]`` for the reconstruction cost, ``S[0]`` for the energy);
+    ``V = A[0]^T R0``; ``R0`` itself only when it was formed (mask, or a fit so close
+    that the Gram identity would lose digits); ``inner`` the residuals of layers >= 1
+    (energy); ``E`` the masked label residual; ``error2`` the squared error of the
+    product ``A[0] ... A[L] S[L]``.
+    """
+
+    cost: float
+    error2: float
+    Y: np.ndarray
+    V: np.ndarray
+    R0: np.ndarray | None
+    inner: list
+    E: np.ndarray | None
+
+
+def _layer0(A0, X, Y, W, layer, norm_x2):
+    """``||W * (X - A0 Y)||^2``, ``A0^T R0`` and ``R0`` (or None).
+
+    Without a mask, from the Gram identity
+    ``||X||^2 - 2 <A0^T X, Y> + <A0^T A0, Y Y^T>``: ``A0^T X`` is known from the
+    forward pass, so no N x M product is needed. When the fit is so close that the
+    difference would lose digits (an error below 0.1% of the data), the residual is
+    formed instead.
+    """
+    if W is None:
+        AtX, G0 = layer.AtX(), A0.T @ A0
+        GY = G0 @ Y
+        f = norm_x2 - 2.0 * float(np.vdot(AtX, Y)) + float(np.vdot(GY, Y))
+        if f > 1e-6 * norm_x2:
+            return f, AtX - GY, None
+    R = X - A0 @ Y
     if W is not None:
-        R[0] = W * R[0]
-    return R
+        R *= W
+    return float(np.vdot(R, R)), A0.T @ R, R
 
 
-def _cost(A, B, X, S, W, labels, loss):
-    residuals = _residuals(A, X, S, W, loss)
-    cost = sum(float(np.vdot(r, r)) for r in residuals)
+def _suffixes(A, S_last):
+    """``[A[1] ... A[L] S[L], A[2] ... A[L] S[L], ..., S[L]]`` (k_l x M each)."""
+    out = [S_last]
+    for a in reversed(A[1:]):
+        out.insert(0, a @ out[0])
+    return out
+
+
+def _cost(A, B, X, layers, W, labels, loss, norm_x2) -> _Fit:
+    """The cost (reconstruction or energy, plus the label term) of a forward pass."""
+    S = [layer.S for layer in layers]
+    product_Y = _suffixes(A, S[-1])[0]
+    Y = product_Y if loss == "reconstruction" else S[0]
+    cost, V, R0 = _layer0(A[0], X, Y, W, layers[0], norm_x2)
+    error2, inner = cost, []
+    if loss == "energy":
+        error2 = _layer0(A[0], X, product_Y, W, layers[0], norm_x2)[0]
+        inner = [x - a @ s for x, a, s in zip(S[:-1], A[1:], S[1:], strict=True)]
+        cost += sum(float(np.vdot(r, r)) for r in inner)
+    E = None
     if labels is not None:
         E = labels.L * (labels.Y - B @ S[-1])
         cost += labels.lam * float(np.vdot(E, E))
-    return cost, residuals
+    return _Fit(cost, error2, Y, V, R0, inner, E)
 
 
-def _gradient(A, B, X, S, W, labels, loss, residuals):
-    """Exact gradient of the cost: direct terms, then a reverse sweep through q."""
+def _direct_terms(A, S, loss, fit):
+    """The derivatives with every S held fixed, for layers >= 1 and the S[l]."""
     depth = len(A)
+    direct_A, direct_S = [None] * depth, [None] * depth
     if loss == "reconstruction":
-        (R,) = residuals
-        prefix = [A[0]]  # prefix[l] = A[0] ... A[l]
-        for a in A[1:]:
-            prefix.append(prefix[-1] @ a)
-        suffix = [S[-1]]  # suffix[l] = A[l+1] ... A[L] S[L]
-        for a in reversed(A[1:]):
-            suffix.insert(0, a @ suffix[0])
-        direct_A = []
-        for layer in range(depth):
-            RQ = R @ suffix[layer].T  # N x k_l
-            direct_A.append(-2 * (RQ if layer == 0 else prefix[layer - 1].T @ RQ))
-        direct_S = [None] * (depth - 1) + [-2 * (prefix[-1].T @ R)]
+        Q = _suffixes(A, S[-1])
+        AtR = fit.V  # P_l^T R = (A[1] ... A[l])^T A[0]^T R: only k x M products
+        for layer in range(1, depth):
+            direct_A[layer] = -2 * (AtR @ Q[layer].T)
+            AtR = A[layer].T @ AtR
+        direct_S[-1] = -2 * AtR
     else:
-        direct_A = [-2 * (r @ s.T) for r, s in zip(residuals, S, strict=True)]
-        direct_S = [-2 * (a.T @ r) for a, r in zip(A, residuals, strict=True)]
-        for layer in range(depth - 1):  # S[l] is also the data of layer l + 1
-            direct_S[layer] += 2 * residuals[layer + 1]
+        direct_S[0] = -2 * fit.V
+        for layer, r in enumerate(fit.inner, start=1):
+            direct_A[layer] = -2 * (r @ S[layer].T)
+            direct_S[layer] = -2 * (A[layer].T @ r)
+            direct_S[layer - 1] = direct_S[layer - 1] + 2 * r  # S[l-1] is data here
+    return direct_A, direct_S
+
+
+def _gradient(A, B, X, layers, W, labels, loss, fit):
+    """Exact gradient of the cost: direct terms, then a reverse sweep through q.
+
+    Layer 0's gradient, direct term ``-2 R0 Y^T`` plus the vector-Jacobian product
+    ``X Z^T - A0 (S0 Z^T + Z S0^T)``, is formed with one product with X:
+    ``X (Z - 2Y)^T - A0 (S0 Z^T + Z S0^T - 2 Y Y^T)``. Returns the gradients, the one
+    of ``B`` and whether some support was rank-deficient.
+    """
+    S = [layer.S for layer in layers]
+    direct_A, direct_S = _direct_terms(A, S, loss, fit)
     grad_B = None
     if labels is not None:
-        E = labels.L * (labels.Y - B @ S[-1])
-        direct_S[-1] = direct_S[-1] - 2 * labels.lam * (B.T @ E)
-        grad_B = -2 * labels.lam * (E @ S[-1].T)
-
-    grads, singular = [None] * depth, False
+        direct_S[-1] = direct_S[-1] - 2 * labels.lam * (B.T @ fit.E)
+        grad_B = -2 * labels.lam * (fit.E @ S[-1].T)
+    grads, singular = [None] * len(A), False
     g = direct_S[-1]
-    for layer in reversed(range(depth)):  # the reverse sweep
-        x = X if layer == 0 else S[layer - 1]
-        mask = W if layer == 0 else None
-        dA, dX, flags = _vjp(A[layer], x, S[layer], g, mask)
+    for layer in reversed(range(1, len(A))):  # the reverse sweep
+        dA, dX, flags = _vjp(A[layer], S[layer - 1], S[layer], g, None, layers[layer])
         singular |= bool(flags.any())
         grads[layer] = direct_A[layer] + dA
-        if layer > 0:
-            g = dX if direct_S[layer - 1] is None else dX + direct_S[layer - 1]
-    if singular:
-        warn(
-            "some A[l] is rank-deficient on the support of a column; the gradient "
-            "there uses the least-squares (pseudoinverse) solution.",
-            RankDeficiencyWarning,
-        )
-    return grads, grad_B
+        g = dX if direct_S[layer - 1] is None else dX + direct_S[layer - 1]
+    if fit.R0 is None:  # no mask: the folded form, one product with X
+        Z, flags = _vjp_z(layers[0], A[0], S[0], g)
+        inner = S[0] @ Z.T + Z @ S[0].T - 2 * (fit.Y @ fit.Y.T)
+        grads[0] = X @ (Z - 2 * fit.Y).T - A[0] @ inner
+    else:
+        dA, _, flags = _vjp(A[0], X, S[0], g, W, layers[0])
+        grads[0] = dA - 2 * (fit.R0 @ fit.Y.T)
+    return grads, grad_B, singular | bool(flags.any())
 
 
 def loss_and_grad(
@@ -203,6 +278,11 @@ def loss_and_grad(
         ``grads[l]`` has the shape of ``A[l]``.
     grad_B : ndarray or None
         Gradient with respect to ``B`` (None without labels).
+
+    Warns
+    -----
+    AccuracyWarning, ConvergenceWarning, RankDeficiencyWarning
+        As :func:`nnmf_lib.nnls` does, for any layer of the forward pass.
     """
     X, W = as_masked_data(X, W)
     A = as_layers(A, X.shape[0])
@@ -213,10 +293,18 @@ def loss_and_grad(
             raise ValueError("B is required when labels Y are given.")
         B = as_matrix(B, "B")
         check_shape(B, (labels.Y.shape[0], A[-1].shape[1]), "B", "classes x k_L")
-    S = _forward(A, X, W)
-    cost, residuals = _cost(A, B, X, S, W, labels, loss)
-    grads, grad_B = _gradient(A, B, X, S, W, labels, loss, residuals)
-    return cost, grads, grad_B
+    layers = _forward(A, X, W)
+    norm_x2 = float(np.vdot(X, X)) if W is None else float(np.vdot(W * X, W * X))
+    fit = _cost(A, B, X, layers, W, labels, loss, norm_x2)
+    grads, grad_B, singular = _gradient(A, B, X, layers, W, labels, loss, fit)
+    _warn_layers(layers, "loss_and_grad")
+    if singular and not any(layer.info.rank_deficient for layer in layers):
+        warn(
+            "loss_and_grad: some A[l] is rank-deficient on the support of a column; "
+            "the gradient there uses the least-squares (pseudoinverse) solution.",
+            RankDeficiencyWarning,
+        )
+    return fit.cost, grads, grad_B
 
 
 @dataclass
@@ -297,7 +385,7 @@ def _initial_classifier(S_last, labels):
     known = labels.L.any(axis=0)
     B = np.zeros((labels.Y.shape[0], S_last.shape[0]))
     if known.any():
-        B = _bpp(S_last[:, known].T, labels.Y[:, known].T, None, None, 100)[0].T
+        B = _nnls(S_last[:, known].T, labels.Y[:, known].T)[0].T
     return B
 
 
@@ -325,10 +413,11 @@ def neural_nmf(
     the nonnegative orthant. The classifier is kept nonnegative too, as in equation (2).
 
     - ``optimizer="pgd"`` (default) chooses the step by backtracking: it starts from
-      twice the last accepted step and halves it until the new point satisfies the
+      the last accepted step and halves it until the new point satisfies the
       sufficient-decrease condition
       :math:`C(\theta^+) \le C(\theta) + \langle \nabla C, \theta^+ - \theta\rangle
-      + \|\theta^+ - \theta\|^2 / (2t)`. The cost therefore never increases, and no
+      + \|\theta^+ - \theta\|^2 / (2t)`; after three epochs in a row whose first
+      trial was accepted, the step doubles. The cost therefore never increases, and no
       step size needs tuning.
     - ``optimizer="adam"`` takes projected Adam steps of size ``lr`` (in the units of
       the entries of A); the cost may go up and down.
@@ -377,67 +466,61 @@ def neural_nmf(
     labels = _Labels.build(Y, L, lam, X.shape[1])
 
     A = _initial_layers(init, X, W, ranks, labels, rng)
-    S = _forward(A, X, W)
-    B = None if labels is None else _initial_classifier(S[-1], labels)
-    cost, residuals = _cost(A, B, X, S, W, labels, loss)
-    norm_x = np.linalg.norm(X)
-
-    def error(A, S):
-        R = X - _product(A, S[-1])
-        return _ratio(np.linalg.norm(R if W is None else W * R), norm_x)
-
-    history, errors, steps, elapsed = [cost], [error(A, S)], [], [0.0]
+    problem = _Problem.build(X, W, labels, loss)
+    layers = problem.forward(A)
+    B = None if labels is None else _initial_classifier(layers[-1].S, labels)
+    fit = problem.cost(A, B, layers)
+    norm_x = np.sqrt(problem.norm_x2)
+    tally = _Tally()
+    problem.tally(tally, layers)
+    history, errors, steps, elapsed = (
+        [fit.cost],
+        [_ratio(np.sqrt(fit.error2), norm_x)],
+        [],
+        [0.0],
+    )
     start = time.perf_counter()
     params = [*A, B] if B is not None else list(A)
-    grads = None
-    step = None
+    step, calm = None, 0
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     converged = max_epochs == 0
     for epoch in range(1, max_epochs + 1):
-        grads, grad_B = _gradient(A, B, X, S, W, labels, loss, residuals)
-        if grad_B is not None:
-            grads = [*grads, grad_B]
-        supports = [s > 0 for s in S]
+        grads, grad_B, _ = _gradient(A, B, X, layers, W, labels, loss, fit)
+        grads = [*grads, grad_B] if grad_B is not None else grads
         if optimizer == "adam":
-            new = []
-            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-                m, v = moments[i]
-                m[:] = 0.9 * m + 0.1 * g
-                v[:] = 0.999 * v + 0.001 * g * g
-                m_hat, v_hat = m / (1 - 0.9**epoch), v / (1 - 0.999**epoch)
-                new.append(np.maximum(p - lr * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0))
-            step = lr
-            A_new = new[: len(ranks)]
-            S = _forward(A_new, X, W, supports)
-            B_new = new[len(ranks)] if labels is not None else None
-            cost, residuals = _cost(A_new, B_new, X, S, W, labels, loss)
+            params = _adam_step(params, grads, moments, lr, epoch)
+            layers = problem.forward(params[: len(ranks)], layers)
+            B = params[len(ranks)] if labels is not None else None
+            fit, step = problem.cost(params[: len(ranks)], B, layers), lr
         else:
-            if step is None:  # first step: move the parameters by about 1%
-                size = np.sqrt(sum(float(np.vdot(p, p)) for p in params))
-                slope = np.sqrt(sum(float(np.vdot(g, g)) for g in grads))
-                step = 0.01 * size / max(slope, np.finfo(float).tiny)
-            accepted = _backtrack(
-                params, grads, cost, step, X, W, labels, loss, supports
-            )
+            step = _first_step(params, grads) if step is None else step
+            accepted = _backtrack(params, grads, fit.cost, step, problem, layers)
             if accepted is None:  # no decrease possible: stationary (to rounding)
                 converged = True
                 break
-            new, step, S, cost, residuals = accepted
-        params = new
+            params, step, first, layers, fit = accepted
+            # Double the step after three epochs in a row that took their first trial:
+            # about 1.4 forward passes per epoch (2.05 when doubling every epoch), and
+            # tiny steps recover (a rule based on the measured curvature could not).
+            calm = calm + 1 if first else 0
         A = params[: len(ranks)]
         B = params[len(ranks)] if labels is not None else None
-        history.append(cost)
-        errors.append(error(A, S))
+        problem.tally(tally, layers)
+        history.append(fit.cost)
+        errors.append(_ratio(np.sqrt(fit.error2), norm_x))
         steps.append(step)
         elapsed.append(time.perf_counter() - start)
-        if callback is not None and callback(epoch, A, B, cost):
+        if optimizer != "adam" and calm >= 3:
+            step *= 2.0
+        if callback is not None and callback(epoch, A, B, fit.cost):
             break
         if stopped(history, tol):
             converged = True
             break
+    _warn_layers(layers, "neural_nmf", tally)
     return NeuralNMFResult(
         A=list(A),
-        S=S,
+        S=[layer.S for layer in layers],
         B=B,
         n_epochs=len(history) - 1,
         cost=np.array(history),
@@ -449,15 +532,62 @@ def neural_nmf(
     )
 
 
-def _backtrack(params, grads, cost, step, X, W, labels, loss, supports):
+@dataclass
+class _Problem:
+    """What stays fixed during training: the data, its norm and column scales."""
+
+    X: np.ndarray
+    W: np.ndarray | None
+    labels: _Labels | None
+    loss: str
+    norm_x2: float
+    x_exp: np.ndarray
+
+    @classmethod
+    def build(cls, X, W, labels, loss) -> _Problem:
+        WX = X if W is None else W * X
+        return cls(X, W, labels, loss, float(np.vdot(WX, WX)), _exponent(X.max(axis=0)))
+
+    def forward(self, A, previous=None):
+        """Forward pass, warm-started from the supports of ``previous`` if given."""
+        supports = None if previous is None else [layer.S > 0 for layer in previous]
+        return _forward(A, self.X, self.W, supports, self.x_exp)
+
+    def cost(self, A, B, layers) -> _Fit:
+        return _cost(A, B, self.X, layers, self.W, self.labels, self.loss, self.norm_x2)
+
+    def tally(self, tally, layers) -> None:
+        for layer in layers:
+            tally.add(layer.info, layer.S.shape[1])
+
+
+def _adam_step(params, grads, moments, lr, epoch):
+    """Projected Adam (beta1 = 0.9, beta2 = 0.999); updates ``moments`` in place."""
+    new = []
+    for (m, v), p, g in zip(moments, params, grads, strict=True):
+        m[:] = 0.9 * m + 0.1 * g
+        v[:] = 0.999 * v + 0.001 * g * g
+        m_hat, v_hat = m / (1 - 0.9**epoch), v / (1 - 0.999**epoch)
+        new.append(np.maximum(p - lr * m_hat / (np.sqrt(v_hat) + 1e-12), 0.0))
+    return new
+
+
+def _first_step(params, grads):
+    """A first step that moves the parameters by about 1%."""
+    size = np.sqrt(sum(float(np.vdot(p, p)) for p in params))
+    slope = np.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    return 0.01 * size / max(slope, np.finfo(float).tiny)
+
+
+def _backtrack(params, grads, cost, step, problem, layers):
     """Projected gradient step with backtracking.
 
-    Returns the new parameters, the accepted step, and the forward pass, cost and
-    residuals at the new point; or None when no step decreases the cost.
+    Returns the new parameters, the accepted step, whether the first trial was
+    accepted, and the forward pass and cost at the new point (reused by the next
+    gradient); or None when no step decreases the cost.
     """
-    n_layers = len(supports)
-    step *= 2.0  # let the step grow again after a run of small ones
-    for _ in range(60):
+    n_layers = len(layers)
+    for trial in range(60):
         new = [
             np.maximum(p - step * g, 0.0) for p, g in zip(params, grads, strict=True)
         ]
@@ -467,10 +597,10 @@ def _backtrack(params, grads, cost, step, X, W, labels, loss, supports):
         if distance2 == 0.0:
             return None
         A = new[:n_layers]
-        B = new[n_layers] if labels is not None else None
-        S = _forward(A, X, W, supports)
-        trial, residuals = _cost(A, B, X, S, W, labels, loss)
-        if trial <= cost + decrease + distance2 / (2 * step):
-            return new, step, S, trial, residuals
+        B = new[n_layers] if problem.labels is not None else None
+        trial_layers = problem.forward(A, layers)
+        fit = problem.cost(A, B, trial_layers)
+        if fit.cost <= cost + decrease + distance2 / (2 * step):
+            return new, step, trial == 0, trial_layers, fit
         step /= 2.0
     return None

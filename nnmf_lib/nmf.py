@@ -35,7 +35,7 @@ from ._validation import (
     check_shape,
     warn,
 )
-from .nnls import nnls
+from .nnls import _exponent, _nnls, _Tally
 
 __all__ = ["NMFResult", "initialize", "nmf"]
 
@@ -262,10 +262,18 @@ def _hals_step(X, A, S, W, norm_x2):
     return A, S, _objective(X, A, S, W, norm_x2)
 
 
-def _anls_step(X, A, S, norm_x2):
-    S = nnls(A, X, support=S > 0)
-    A = nnls(S.T, X.T, support=A.T > 0).T
-    return A, S, _objective(X, A, S, None, norm_x2)
+def _anls_step(X, A, S, norm_x2, exps, tally):
+    """Exact NNLS for S, then for A, each warm-started from its previous support.
+
+    ``exps`` are the column and row exponents of X (fixed, computed once); the second
+    solve's ``S X^T`` gives the cross term of the objective without another product.
+    """
+    S, solved = _nnls(A, X, support=S > 0, x_exp=exps[0])
+    tally.add(solved.info, X.shape[1])
+    At, solved = _nnls(S.T, X.T, support=A.T > 0, x_exp=exps[1])
+    tally.add(solved.info, X.shape[0])
+    cross = float(np.vdot(At, solved.AtX()))  # <A, X S^T>
+    return At.T, S, _objective(X, At.T, S, None, norm_x2, cross)
 
 
 def _normalize(A, S):
@@ -339,13 +347,15 @@ def nmf(
     start = time.perf_counter()
     elapsed = [0.0]
     converged = False
+    if method == "anls":  # what stays fixed over the iterations
+        exps, tally = (_exponent(X.max(axis=0)), _exponent(X.max(axis=1))), _Tally()
     for _ in range(max_iter):
         if method == "mu":
             A, S, f = _mu_step(X, A, S, W, norm_x2)
         elif method == "hals":
             A, S, f = _hals_step(X, A, S, W, norm_x2)
         else:
-            A, S, f = _anls_step(X, A, S, norm_x2)
+            A, S, f = _anls_step(X, A, S, norm_x2, exps, tally)
         history.append(f)
         elapsed.append(time.perf_counter() - start)
         if stopped(history, tol):
@@ -357,6 +367,9 @@ def nmf(
             f"objective settled (tol={tol:g}); increase max_iter or tol.",
             ConvergenceWarning,
         )
+    if method == "anls":
+        for message, category in tally.warnings("nmf(method='anls'), its NNLS steps"):
+            warn(message, category)
     A, S = _normalize(A, S)
     norm_x = max(np.sqrt(norm_x2), TINY)
     return NMFResult(

@@ -8,6 +8,8 @@ with sparse coefficients (degenerate: no strict complementarity); a zero column 
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import warnings
 
 import cvxpy as cp
@@ -16,7 +18,20 @@ import pytest
 import scipy.optimize
 import scipy.sparse
 
-from nnmf_lib import NNLSInfo, RankDeficiencyWarning, kkt_residual, nnls, nnls_vjp
+from nnmf_lib import (
+    AccuracyWarning,
+    ConvergenceWarning,
+    NNLSInfo,
+    RankDeficiencyWarning,
+    forward,
+    kkt_residual,
+    neural_nmf,
+    nmf,
+    nnls,
+    nnls_vjp,
+)
+
+nnls_module = importlib.import_module("nnmf_lib.nnls")  # the module, not the function
 
 KINDS = ["tall", "wide", "square", "duplicate", "zero_columns", "exact", "zero_atom"]
 
@@ -134,7 +149,8 @@ def test_warm_start_gives_the_same_solution_in_fewer_sweeps():
 def test_fallback_after_max_iter_is_still_exact():
     rng = np.random.default_rng(4)
     A, X = rng.random((50, 15)) ** 3, rng.random((50, 40)) ** 2
-    S, info = nnls(A, X, max_iter=1, return_info=True)
+    with pytest.warns(ConvergenceWarning, match="finished by the Lawson-Hanson"):
+        S, info = nnls(A, X, max_iter=1, return_info=True)
     assert info.n_fallback > 0 and info.n_iter == 1
     assert rel(S, nnls(A, X)) <= 1e-10
     assert info.kkt_residual <= 1e-10
@@ -149,7 +165,9 @@ def test_info_record():
     # The same residual, up to rounding (the solver works with unit-norm topics).
     assert info.kkt_residual == pytest.approx(kkt_residual(A, X, S), abs=1e-14)
     A[:, 3] = A[:, 0]
-    assert nnls(A, X, return_info=True)[1].rank_deficient
+    with pytest.warns(RankDeficiencyWarning):
+        info = nnls(A, X, return_info=True)[1]
+    assert info.rank_deficient and info.n_rank_deficient > 0
 
 
 def test_kkt_residual_is_scale_free_and_detects_bad_solutions():
@@ -168,13 +186,44 @@ def test_kkt_residual_is_scale_free_and_detects_bad_solutions():
     assert kkt_residual(A, np.zeros_like(X), np.zeros_like(S)) == 0.0
 
 
-def test_large_and_tiny_scales():
+SCALES = [1e-250, 1e-120, 3.0, 1e120, 1e250]
+
+
+@pytest.mark.parametrize("a", SCALES)
+@pytest.mark.parametrize("x", SCALES)
+def test_any_scale_of_A_and_X_gives_the_scaled_answer(a, x):
+    """q(a A, x X) = (x / a) q(A, X) for scales from 1e-250 to 1e250, wherever the
+    answer itself is a float (x / a between 1e-300 and 1e300)."""
+    if not 1e-300 <= x / a <= 1e300:
+        pytest.skip("the answer itself is outside the range of floats")
     rng = np.random.default_rng(7)
     A, X = rng.random((25, 6)), rng.random((25, 10))
+    A[:, 2] *= 1e-9  # a topic much smaller than the others
     S = nnls(A, X)
-    for a, x in [(1e12, 1e-12), (1e-12, 1e12), (1e-150, 1e-150)]:
-        S_scaled = nnls(a * A, x * X)
-        assert rel(S_scaled * a / x, S) <= 1e-10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning either
+        S_scaled, info = nnls(a * A, x * X, return_info=True)
+    np.testing.assert_allclose(S_scaled * (a / x), S, rtol=1e-10, atol=0)
+    assert info.kkt_residual <= 1e-10
+    assert kkt_residual(a * A, x * X, S_scaled) == pytest.approx(
+        kkt_residual(A, X, S), abs=1e-14
+    )
+
+
+@pytest.mark.parametrize("a", SCALES)
+@pytest.mark.parametrize("x", SCALES)
+def test_kkt_residual_is_scale_free_and_finite(a, x):
+    if not 1e-300 <= x / a <= 1e300:
+        pytest.skip("the scaled candidate itself is outside the range of floats")
+    rng = np.random.default_rng(17)
+    A, X = rng.random((20, 4)), rng.random((20, 6))
+    bad = nnls(A, X) * 1.01 + 0.001  # a candidate that is not optimal
+    r = kkt_residual(A, X, bad)
+    assert r > 1e-4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, no invalid value
+        r_scaled = kkt_residual(a * A, x * X, bad * (x / a))
+    assert np.isfinite(r_scaled) and r_scaled == pytest.approx(r, rel=1e-10)
 
 
 def test_deterministic_and_inputs_untouched():
@@ -479,3 +528,173 @@ def test_masked_vjp_matches_finite_differences():
         if tried == 3:
             break
     assert tried == 3
+
+
+# ---------------------------------------------------------------------------------
+# Exactness at any conditioning
+
+
+def ill_conditioned(cond, seed, noise, N=60, k=8, M=120):
+    """A with two nearly dependent pairs of topics (condition number about ``cond``)
+    and data near (noise 0: in) the cone of A, with sparse coefficients."""
+    rng = np.random.default_rng(seed)
+    A = rng.random((N, k))
+    A[:, 7] = A[:, 6] + rng.random(N) * 8 / cond
+    A[:, 5] = A[:, 4] + rng.random(N) * 80 / cond
+    S = rng.random((k, M)) * (rng.random((k, M)) < 0.6)
+    return A, A @ S + noise * rng.random((N, M))
+
+
+def test_the_issue_example_is_exact():
+    rng = np.random.default_rng(0)
+    A = rng.random((60, 8))
+    A[:, 7] = A[:, 6] + 1e-6 * rng.random(60)  # cond(A) about 1e7
+    X = A @ (rng.random((8, 200)) * (rng.random((8, 200)) < 0.6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        S, info = nnls(A, X, return_info=True)
+    assert info.kkt_residual <= 1e-10 and kkt_residual(A, X, S) <= 1e-10
+    assert info.n_fallback == 0
+    assert np.linalg.norm(X - A @ S) <= 1e-12 * np.linalg.norm(X)
+
+
+@pytest.mark.parametrize("cond", [1e4, 1e6, 1e8])
+@pytest.mark.parametrize("noise", [0.0, 1e-6, 1e-3])
+def test_ill_conditioned_near_the_cone_matches_scipy(cond, noise):
+    """KKT residual at most 1e-10, and scipy's objective to 1e-10 relative (above a
+    floor of 1e-15 ||X||^2, the objective's rounding level for data in the cone)."""
+    for seed in range(10):
+        A, X = ill_conditioned(cond, seed, noise)
+        assert cond / 10 <= np.linalg.cond(A) <= cond * 10
+        S, info = nnls(A, X, return_info=True)
+        assert info.kkt_residual <= 1e-10
+        assert kkt_residual(A, X, S) <= 1e-10
+        f = np.sum((X - A @ S) ** 2)
+        f_ref = np.sum((X - A @ scipy_nnls(A, X)) ** 2)
+        assert f <= f_ref * (1 + 1e-10) + 1e-15 * np.sum(X**2)
+
+
+@pytest.mark.parametrize("cond", [1e4, 1e6, 1e8])
+def test_ill_conditioned_near_the_cone_matches_cvxpy(cond):
+    A, X = ill_conditioned(cond, 0, 1e-3, M=30)
+    S = nnls(A, X)
+    variable = cp.Variable(S.shape, nonneg=True)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(X - A @ variable)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "solution may be inaccurate": compared anyway
+        problem.solve(solver=cp.CLARABEL)
+    f, f_cvx = np.sum((X - A @ S) ** 2), np.sum((X - A @ variable.value) ** 2)
+    assert f <= f_cvx * (1 + 1e-10)  # ours is never worse than cvxpy's
+    assert kkt_residual(A, X, S) <= 1e-10
+
+
+def test_rank_deficient_support_gives_the_minimum_norm_solution():
+    a = np.random.default_rng(21).random((10, 1))
+    A = np.hstack([a, a, 0.5 * a])  # three proportional topics
+    X = np.hstack([2 * a, 3 * a])
+    with pytest.warns(RankDeficiencyWarning, match="minimum-norm"):
+        S, info = nnls(A, X, return_info=True)
+    # Minimum norm for unit-norm topics: min ||(s1, s2, s3 / 2)|| subject to
+    # s1 + s2 + s3 / 2 = c gives s = (c / 3) (1, 1, 2), whatever the topics' scales.
+    np.testing.assert_allclose(S, np.outer([1, 1, 2], [2, 3]) / 3, rtol=1e-12)
+    assert info.n_rank_deficient == 2 and info.kkt_residual <= 1e-14
+
+
+def test_ill_conditioned_supports_are_counted():
+    A, X = ill_conditioned(1e8, 0, 0.0)
+    info = nnls(A, X, return_info=True)[1]
+    assert info.n_ill_conditioned > 0 and not info.rank_deficient
+
+
+def test_solve_on_supports_matches_a_direct_solve():
+    rng = np.random.default_rng(22)
+    A, G = rng.random((30, 20)), rng.standard_normal((20, 50))
+    F = rng.random((20, 50)) < 0.5
+    Z, singular = nnls_module._solve_on_supports(A.T @ A, F, G)
+    assert not singular.any()
+    for j in range(50):
+        T = F[:, j]
+        z = np.linalg.solve((A.T @ A)[np.ix_(T, T)], G[T, j])
+        np.testing.assert_allclose(Z[T, j], z, rtol=1e-9, atol=1e-12)
+        assert np.all(Z[~T, j] == 0)
+
+
+# ---------------------------------------------------------------------------------
+# Warnings: the library's own classes, attributed to the caller's line
+
+
+def caller_line():
+    """The line number of the next line of the calling test."""
+    return inspect.currentframe().f_back.f_lineno + 1
+
+
+def only_warning(record, category):
+    found = [w for w in record if issubclass(w.category, category)]
+    assert len(found) == 1, [str(w.message) for w in record]
+    return found[0]
+
+
+def test_accuracy_warning_points_at_the_callers_line(monkeypatch):
+    monkeypatch.setattr(nnls_module, "_KKT_TOL", 0.0)  # every residual is too large
+    rng = np.random.default_rng(23)
+    A, X = rng.random((20, 4)), rng.random((20, 6))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = caller_line()
+        nnls(A, X)
+    w = only_warning(record, AccuracyWarning)
+    assert w.filename == __file__ and w.lineno == line
+    assert "KKT residual" in str(w.message)
+
+
+def test_fallback_and_rank_warnings_point_at_the_callers_line():
+    rng = np.random.default_rng(24)
+    A, X = rng.random((50, 15)) ** 3, rng.random((50, 40)) ** 2
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = caller_line()
+        nnls(A, X, max_iter=1)
+    w = only_warning(record, ConvergenceWarning)
+    assert (w.filename, w.lineno) == (__file__, line)
+    assert "max_iter=1" in str(w.message)
+    A_dup = np.hstack([A, A[:, :1]])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = caller_line()
+        nnls(A_dup, X)
+    w = only_warning(record, RankDeficiencyWarning)
+    assert (w.filename, w.lineno) == (__file__, line)
+
+
+def test_warnings_from_nested_calls_point_at_the_callers_line():
+    """Through forward, neural_nmf and nmf(anls), the warning names the user's line."""
+    rng = np.random.default_rng(25)
+    X = rng.random((30, 12))
+    a = rng.random((30, 3))
+    A_dup = [np.hstack([a, a[:, :1]]), rng.random((4, 2))]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = caller_line()
+        forward(A_dup, X)
+    w = only_warning(record, RankDeficiencyWarning)
+    assert (w.filename, w.lineno) == (__file__, line)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = caller_line()
+        neural_nmf(X, [4, 2], init=A_dup, max_epochs=2)
+    w = only_warning(record, RankDeficiencyWarning)
+    assert (w.filename, w.lineno) == (__file__, line)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = caller_line()
+        nmf(X, 3, method="anls", max_iter=2)
+    w = only_warning(record, ConvergenceWarning)
+    assert (w.filename, w.lineno) == (__file__, line)
+
+
+def test_no_warning_on_an_ordinary_problem():
+    rng = np.random.default_rng(26)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        info = nnls(rng.random((40, 10)), rng.random((40, 30)), return_info=True)[1]
+    assert info.n_fallback == info.n_rank_deficient == 0
