@@ -13,7 +13,13 @@ downloaded) and reports:
 - an exercise solution that is not collapsible (or, with ``--no-solutions``, any
   solution at all).
 
-A full-page screenshot of every page is saved to the screenshot folder. Usage::
+Every page is opened a second time as on a phone, 390 px wide, where the check fails if
+the page body scrolls sideways (a code block or a display formula may scroll inside its
+own box), if the menu button does not open the table of contents, or if the contents
+button does not open the page's table of contents.
+
+A full-page screenshot of every page at both widths is saved to the screenshot folder
+(``<page>.png`` at 1280 px, ``<page>@390.png`` at 390 px). Usage::
 
     python tools/check_site.py _build/html --screenshots _build/screenshots
 
@@ -50,6 +56,9 @@ HARMLESS = {
 
 # Resources that may be missing: browsers ask for /favicon.ico on their own.
 OPTIONAL_RESOURCES = ("/favicon.ico",)
+
+# The phone the site is checked on (an iPhone 12 to 15 is 390 x 844 CSS pixels).
+PHONE = {"width": 390, "height": 844}
 
 # Folders of the build that hold assets and downloads, not pages.
 NOT_PAGES = ("_static", "_sources", "_images", "_sphinx_design_static")
@@ -113,6 +122,69 @@ async () => {
   };
 }
 """
+
+
+# Run in the page at phone width: does the page body scroll sideways, and because of
+# which element? An element inside a box that scrolls or clips (a code block, display
+# math, a wide table in its scroll wrapper) does not count; the outermost element that
+# sticks out of the viewport is named.
+OVERFLOW = r"""
+() => {
+  const width = document.documentElement.clientWidth;
+  const overflow = document.documentElement.scrollWidth - width;
+  const culprits = [];
+  if (overflow <= 0) return {overflow, culprits};
+  // Inside a box that scrolls or clips, or fixed to the viewport (an off-canvas
+  // drawer): it does not widen the page.
+  const clipped = el => {
+    if (getComputedStyle(el).position === "fixed") return true;
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      const style = getComputedStyle(p);
+      if (style.overflowX !== "visible" || style.position === "fixed") return true;
+    }
+    return false;
+  };
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 0.5 || clipped(el)) continue;
+    const parent = el.parentElement.getBoundingClientRect();
+    if (parent.right > width + 0.5 && el.parentElement !== document.body) continue;
+    const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+      Array.from(el.classList).slice(0, 3).map(c => "." + c).join("");
+    const text = (el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 50);
+    culprits.push(`${name} (${Math.round(box.right - width)} px too wide): ${text}`);
+    if (culprits.length >= 5) break;
+  }
+  return {overflow, culprits};
+}
+"""
+
+# Run in the page: is a link of the panel on screen, and on top (not covered)?
+SHOWN_LINKS = r"""
+(panel) => {
+  const links = Array.from(document.querySelectorAll(panel + " a[href]"));
+  const width = document.documentElement.clientWidth;
+  const height = window.innerHeight;
+  return links.filter(a => {
+    const box = a.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) return false;
+    const x = box.left + Math.min(box.width / 2, 20), y = box.top + box.height / 2;
+    if (x < 0 || y < 0 || x > width || y > height) return false;
+    const top = document.elementFromPoint(x, y);
+    return top !== null && (top === a || a.contains(top));
+  }).length;
+}
+"""
+
+# The two drawers of the theme at phone width: the button that opens each, and where
+# its links are (pydata-sphinx-theme moves the sidebar into a <dialog> when opened).
+DRAWERS = {
+    "menu": (".primary-toggle", "#pst-primary-sidebar-modal, #pst-primary-sidebar"),
+    "contents": (
+        ".secondary-toggle",
+        "#pst-secondary-sidebar-modal, #pst-secondary-sidebar",
+    ),
+}
 
 
 @dataclass
@@ -232,11 +304,60 @@ def inspect_page(
                 continue  # reported with its URL by on_response
             report.problems.append(f"JavaScript error: {message}")
     if screenshots is not None:
-        target = screenshots / (page.removesuffix(".html").replace("/", "__") + ".png")
-        tab.screenshot(path=str(target), full_page=True)
+        tab.screenshot(path=str(_screenshot(screenshots, page)), full_page=True)
     report.images = tab.evaluate("() => document.images.length")
     tab.close()
+    report.problems += inspect_on_phone(browser, base, page, screenshots)
     return report
+
+
+def _screenshot(folder: Path, page: str, suffix: str = "") -> Path:
+    return folder / (page.removesuffix(".html").replace("/", "__") + suffix + ".png")
+
+
+def inspect_on_phone(browser, base: str, page: str, screenshots: Path | None):
+    """Open the page 390 px wide: no sideways scrolling, and both drawers open."""
+    problems = []
+    tab = browser.new_page(viewport=PHONE, has_touch=True)
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    tab.goto(base + page, wait_until="load")
+    tab.evaluate(INSPECT)  # typeset the math and load the images, as a reader waits
+    width = PHONE["width"]
+    found = tab.evaluate(OVERFLOW)
+    if found["overflow"] > 0:
+        problems.append(
+            f"at {width} px the page scrolls sideways by {found['overflow']} px: "
+            + "; ".join(found["culprits"] or ["(no single element found)"])
+        )
+    if screenshots is not None:
+        tab.screenshot(path=str(_screenshot(screenshots, page, "@390")), full_page=True)
+    for name, (button, panel) in DRAWERS.items():
+        if name == "contents" and not tab.locator(f"{panel} a[href]").count():
+            continue  # a page without sections has no contents to show
+        problems += _open_drawer(tab, name, button, panel, width)
+    problems += [
+        f"at {width} px, JavaScript error: {m}" for m in errors if not harmless(m)
+    ]
+    tab.close()
+    return problems
+
+
+def _open_drawer(tab, name: str, button: str, panel: str, width: int) -> list[str]:
+    """Click the drawer's button as a reader would; its links must come on screen."""
+    buttons = [b for b in tab.locator(button).all() if b.is_visible()]
+    if not buttons:
+        return [f"at {width} px there is no visible {name} button ({button})"]
+    if tab.evaluate(SHOWN_LINKS, panel):
+        return [f"at {width} px the {name} is open before its button is clicked"]
+    buttons[0].click()
+    tab.wait_for_timeout(400)  # the drawer slides in
+    shown = tab.evaluate(SHOWN_LINKS, panel)
+    tab.keyboard.press("Escape")  # close it again, as the back gesture would
+    tab.wait_for_timeout(200)
+    if not shown:
+        return [f"at {width} px the {name} button ({button}) does not open the {name}"]
+    return []
 
 
 def dead_links(root: Path, reports: dict[str, PageReport]) -> list[str]:
