@@ -4,20 +4,26 @@
   gated solution's code cell, and keeps the exercises;
 - the normal build shows both solutions, collapsed;
 - the downloadable notebook gets the Colab setup cell, and the Colab button points at
-  that notebook on the deployed site.
+  that notebook on the deployed site; the setup cell works on (a stand-in for) Colab in
+  one run, when run again and after a restart;
+- no JupyterHub button unless a hub is configured.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "book" / "data" / "table1_gao2019.csv"
 
 CONFIG = f"""\
 title: Mini course
@@ -37,7 +43,7 @@ sphinx:
     book_extension: {ROOT / "tools"}
 """
 
-TOC = "format: jb-book\nroot: chapter\n"
+TOC = "format: jb-book\nroot: book/chapter\n"
 
 CHAPTER = """\
 ---
@@ -54,7 +60,14 @@ kernelspec:
 # A chapter
 
 ```{code-cell} ipython3
+import nnmf_lib
+
 print("chapter code ran")
+```
+
+```{code-cell} ipython3
+with open("data/table1_gao2019.csv") as f:  # relative to the chapter's folder
+    print(f.readline())
 ```
 
 ```{exercise} A proof
@@ -96,7 +109,9 @@ Text after the exercises.
 def build(root: Path, hide: bool) -> Path:
     (root / "_config.yml").write_text(CONFIG)
     (root / "_toc.yml").write_text(TOC)
-    (root / "chapter.md").write_text(CHAPTER)
+    (root / "book" / "data").mkdir(parents=True)
+    (root / "book" / "chapter.md").write_text(CHAPTER)
+    shutil.copy(DATA, root / "book" / "data")
     env = {**os.environ, "NNMF_BOOK_HIDE_SOLUTIONS": "1" if hide else "0"}
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     done = subprocess.run(
@@ -120,14 +135,14 @@ def course(tmp_path_factory):
 
 
 def test_normal_build_shows_both_solutions_collapsed(normal):
-    html = (normal / "chapter.html").read_text()
+    html = (normal / "book" / "chapter.html").read_text()
     for text in ("PLAIN_SOLUTION_TEXT", "GATED_SOLUTION_TEXT", "GATED_SOLUTION_OUTPUT"):
         assert text in html
     assert html.count('class="solution dropdown') == 2
 
 
 def test_course_build_removes_every_solution_and_keeps_the_rest(course):
-    html = (course / "chapter.html").read_text()
+    html = (course / "book" / "chapter.html").read_text()
     for text in ("PLAIN_SOLUTION_TEXT", "GATED_SOLUTION_TEXT", "GATED_SOLUTION_OUTPUT"):
         assert text not in html
     assert 'class="solution' not in html
@@ -136,15 +151,94 @@ def test_course_build_removes_every_solution_and_keeps_the_rest(course):
 
 
 def test_colab_cell_and_button(normal):
-    notebook = json.loads((normal / "_sources" / "chapter.ipynb").read_text())
+    notebook = json.loads((normal / "_sources" / "book" / "chapter.ipynb").read_text())
+    nbformat.validate(nbformat.from_dict(notebook))  # cell ids (nbformat 4.5)
     first = notebook["cells"][0]
-    assert first["metadata"]["colab_setup"]
+    assert first["metadata"]["colab_setup"] and first["id"] == "colab-setup"
     source = "".join(first["source"])
-    assert "https://github.com/example-org/example-book" in source
-    compile(source, "colab cell", "exec")  # valid Python
+    assert '"https://github.com/example-org/example-book"' in source
     assert "chapter code ran" in json.dumps(notebook["cells"][1:])  # executed copy
-    html = (normal / "chapter.html").read_text()
+    html = (normal / "book" / "chapter.html").read_text()
     assert (
         "https://colab.research.google.com/github/example-org/example-book/blob/"
-        "gh-pages/_sources/chapter.ipynb"
+        "gh-pages/_sources/book/chapter.ipynb"
     ) in html
+
+
+def test_no_jupyterhub_button_without_a_hub(normal):
+    html = (normal / "book" / "chapter.html").read_text()
+    assert "JupyterHub" not in html and "Binder" not in html
+    assert "Colab" in html
+
+
+def test_the_book_configures_no_placeholder_hub():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    hub = config["launch_buttons"].get("jupyterhub_url")
+    assert not hub or "example" not in hub, f"placeholder JupyterHub URL {hub}"
+
+
+# Run in a fresh Python process: a stand-in google.colab module, and stand-ins for
+# git (a copy of this repository's library and data, no network) and pip (nothing to
+# install: the point is that nnmf_lib imports without it, as on Colab, where an
+# editable install takes effect only after a restart). The venv's own editable
+# nnmf_lib is hidden, so that only the setup cell can make it importable.
+DRIVER = """\
+import json, os, shutil, subprocess, sys, types
+
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in repr(f)]
+try:
+    import nnmf_lib
+    raise SystemExit("nnmf_lib importable before the setup cell: the test is void")
+except ModuleNotFoundError:
+    pass
+sys.modules["google"] = types.ModuleType("google")
+sys.modules["google.colab"] = types.ModuleType("google.colab")
+calls = []
+
+def run(command, check=False, **kwargs):
+    calls.append(command[:2] if command[0] == "git" else command[1:4])
+    if command[:2] == ["git", "clone"]:
+        assert command[-2] == REPOSITORY, command
+        for part in ("nnmf_lib", "book/data"):
+            shutil.copytree(os.path.join(ROOT, part), os.path.join(command[-1], part))
+    return subprocess.CompletedProcess(command, 0)
+
+subprocess.run = run
+cells = json.load(open(NOTEBOOK))["cells"]
+setup = "".join(cells[0]["source"]).replace('"/content/', '"' + CONTENT + "/")
+first = ["".join(c["source"]) for c in cells[1:] if c["cell_type"] == "code"][:2]
+namespace = {}
+for attempt in range(RUNS):
+    exec(setup, namespace)
+    for code in first:
+        exec(code, namespace)
+import nnmf_lib
+print(json.dumps({"calls": calls, "cwd": os.getcwd(), "nnmf_lib": nnmf_lib.__file__}))
+"""
+
+
+def test_colab_setup_cell_works_in_one_run_again_and_after_a_restart(normal, tmp_path):
+    notebook = normal / "_sources" / "book" / "chapter.ipynb"
+    content = tmp_path / "content"  # Colab's /content
+    content.mkdir()
+    results = []
+    for runs in (2, 1):  # the first session runs the cell twice; then a restart
+        driver = (
+            f"ROOT = {str(ROOT)!r}\nNOTEBOOK = {str(notebook)!r}\n"
+            f"CONTENT = {str(content)!r}\nRUNS = {runs}\n"
+            f"REPOSITORY = 'https://github.com/example-org/example-book'\n" + DRIVER
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", driver], capture_output=True, text=True, cwd=content
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "chapter code ran" in done.stdout and "Table 1" in done.stdout
+        results.append(json.loads(done.stdout.splitlines()[-1]))
+    clone = content / "example-book"
+    first, restart = results
+    # One clone and one install in the first session, however often the cell runs.
+    assert first["calls"] == [["git", "clone"], ["-m", "pip", "install"]]
+    assert restart["calls"] == []  # after a restart: nothing to fetch or install
+    for result in results:
+        assert result["cwd"] == str(clone / "book")
+        assert result["nnmf_lib"] == str(clone / "nnmf_lib" / "__init__.py")

@@ -29,22 +29,34 @@ from sphinx_exercise.nodes import solution_end_node
 
 PAGES_BRANCH = "gh-pages"
 
+# The first cell of every downloadable notebook. On Colab it clones the repository,
+# installs nnmf_lib's dependencies and works in the chapter's folder, as the book does
+# (chapters read data files by relative paths). The clone is also put on sys.path:
+# an editable install takes effect only after a restart, and the cell must work in one
+# run. Every step is skipped when done, so the cell may run again, after a restart too.
+# Elsewhere (JupyterLab, Binder) it does nothing.
 COLAB_CELL = """\
-# On Colab only: get the book's repository and install its library, nnmf_lib.
+# On Colab only: get the book's repository, install its library (nnmf_lib), and work
+# in this chapter's folder. Safe to run again, also after restarting the runtime.
 import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules and not os.path.isdir("/content/nnmf-book"):
-    repo = "{repo_url}"
-    clone = ["git", "clone", "--depth", "1", repo, "/content/nnmf-book"]
-    subprocess.run(clone, check=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "-e", "/content/nnmf-book"],
-        check=True,
-    )
-    os.chdir("/content/nnmf-book/{folder}")
+if "google.colab" in sys.modules:
+    REPOSITORY = "{repo_url}"
+    CLONE = "/content/{repo_name}"
+    if not os.path.isdir(os.path.join(CLONE, "nnmf_lib")):
+        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, CLONE], check=True)
+    installed = os.path.join(CLONE, ".installed-on-colab")
+    if not os.path.exists(installed):
+        pip = [sys.executable, "-m", "pip", "install", "-q", "-e", CLONE]
+        subprocess.run(pip, check=True)
+        open(installed, "w").close()
+    if CLONE not in sys.path:  # importable now, without restarting the runtime
+        sys.path.insert(0, CLONE)
+    os.chdir(os.path.join(CLONE, "{folder}"))
 """
+COLAB_CELL_ID = "colab-setup"
 
 
 class hidden_solution(nodes.Element):
@@ -102,27 +114,44 @@ def point_colab_at_notebook(app, pagename, templatename, context, doctree):
                 )
 
 
+def colab_cell(url: str, folder: str) -> dict:
+    """The setup cell for a notebook in ``folder`` of the repository at ``url``."""
+    source = COLAB_CELL.format(
+        repo_url=url, repo_name=url.rstrip("/").split("/")[-1], folder=folder
+    )
+    return {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": COLAB_CELL_ID,
+        "metadata": {"colab_setup": True, "tags": ["remove-cell"]},
+        "outputs": [],
+        "source": source.splitlines(keepends=True),
+    }
+
+
+def with_colab_cell(notebook: dict, url: str, folder: str) -> dict:
+    """The notebook with the setup cell first (once), in nbformat 4.5 (cell ids)."""
+    cells = [c for c in notebook["cells"] if c.get("id") != COLAB_CELL_ID]
+    for index, cell in enumerate(cells):
+        cell.setdefault("id", f"cell-{index}")
+    notebook["nbformat"], notebook["nbformat_minor"] = (
+        4,
+        max(5, notebook.get("nbformat_minor", 0)),
+    )
+    notebook["cells"] = [colab_cell(url, folder), *cells]
+    return notebook
+
+
 def add_colab_cell(app, exception):
     """Insert the Colab setup cell at the top of every downloadable notebook."""
     repository = _repository(app)
     if exception is not None or repository is None or app.builder.format != "html":
         return
-    url = repository[0]
-    for path in Path(app.outdir, "_sources").rglob("*.ipynb"):
-        folder = path.parent.relative_to(Path(app.outdir, "_sources")).as_posix()
+    sources = Path(app.outdir, "_sources")
+    for path in sources.rglob("*.ipynb"):
+        folder = path.parent.relative_to(sources).as_posix()
         notebook = json.loads(path.read_text(encoding="utf-8"))
-        source = COLAB_CELL.format(repo_url=url, folder=folder)
-        cells = notebook["cells"]
-        if cells and cells[0].get("metadata", {}).get("colab_setup"):
-            continue
-        cell = {
-            "cell_type": "code",
-            "execution_count": None,
-            "metadata": {"colab_setup": True, "tags": ["remove-cell"]},
-            "outputs": [],
-            "source": source.splitlines(keepends=True),
-        }
-        notebook["cells"] = [cell, *cells]
+        notebook = with_colab_cell(notebook, repository[0], folder)
         path.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
 
 
