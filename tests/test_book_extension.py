@@ -1,7 +1,9 @@
 """The book's Sphinx extension (tools/book_extension.py), on a two-exercise mini book.
 
 - ``make course`` (``NNMF_BOOK_HIDE_SOLUTIONS=1``) removes every solution, including a
-  gated solution's code cell, and keeps the exercises;
+  gated solution's code cell, and keeps the exercises; its downloads and Colab target
+  are the student notebooks, it has no Binder button, and the site check of it finds
+  no solution anywhere (the same check finds them in the normal build);
 - the normal build shows both solutions, collapsed;
 - the downloadable notebook gets the Colab setup cell, and the Colab button points at
   that notebook on the deployed site; the setup cell works on (a stand-in for) Colab in
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -23,6 +26,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location(
+    "check_site", ROOT / "tools" / "check_site.py"
+)
+check_site = importlib.util.module_from_spec(spec)
+sys.modules["check_site"] = check_site  # dataclasses look their module up there
+spec.loader.exec_module(check_site)
 DATA = ROOT / "book" / "data" / "table1_gao2019.csv"
 
 CONFIG = f"""\
@@ -35,6 +44,7 @@ repository:
   branch: main
 launch_buttons:
   colab_url: https://colab.research.google.com
+  binderhub_url: https://mybinder.org
 parse:
   myst_enable_extensions: [dollarmath, colon_fence]
 sphinx:
@@ -96,7 +106,14 @@ Write a function.
 GATED_SOLUTION_TEXT before the code.
 
 ```{code-cell} ipython3
+answer = 42
 print("GATED_SOLUTION_OUTPUT")
+```
+
+```{code-cell} ipython3
+:tags: [remove-cell, check]
+
+assert answer == 42
 ```
 
 ````{solution-end}
@@ -167,8 +184,39 @@ def test_colab_cell_and_button(normal):
 
 def test_no_jupyterhub_button_without_a_hub(normal):
     html = (normal / "book" / "chapter.html").read_text()
-    assert "JupyterHub" not in html and "Binder" not in html
-    assert "Colab" in html
+    assert "JupyterHub" not in html
+    assert "Colab" in html and "Binder" in html
+
+
+def test_course_downloads_and_colab_target_are_the_student_notebooks(course):
+    sources = course / "_sources" / "book"
+    notebook = json.loads((sources / "chapter.ipynb").read_text())
+    nbformat.validate(nbformat.from_dict(notebook))
+    cells = ["".join(cell["source"]) for cell in notebook["cells"]]
+    assert cells[0].startswith("# On Colab only")  # the Colab setup cell
+    assert any(c.startswith("# Your answer to Some code") for c in cells)
+    assert any('@self_check("ex-code")' in c for c in cells)
+    for name in ("chapter.ipynb", "chapter.md"):
+        text = (sources / name).read_text()
+        for secret in ("PLAIN_SOLUTION_TEXT", "GATED_SOLUTION", "answer = 42"):
+            assert secret not in text, f"{secret} in {name}"
+    html = (course / "book" / "chapter.html").read_text()
+    assert "Colab" in html and "_sources/book/chapter.ipynb" in html
+    assert "Binder" not in html  # it would open the chapter with its solutions
+
+
+def test_site_check_finds_solutions_in_the_normal_build_only(normal, course):
+    chapters = normal.parents[1] / "book"
+    _, problems = check_site.check_site(normal, solutions=False, chapters=chapters)
+    leaks = "\n".join(problems)
+    assert "solution(s) shown in a build without solutions" in leaks
+    assert "chapter.html: solution of ex-proof shown: 'PLAIN_SOLUTION_TEXT" in leaks
+    assert "chapter.html: solution of ex-code shown: 'GATED_SOLUTION_TEXT" in leaks
+    assert "_sources/book/chapter.ipynb: solution of ex-code" in leaks
+    assert "_sources/book/chapter.md: solution of ex-code" in leaks
+    chapters = course.parents[1] / "book"
+    _, problems = check_site.check_site(course, solutions=False, chapters=chapters)
+    assert problems == []
 
 
 def test_the_book_configures_no_placeholder_hub():

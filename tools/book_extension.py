@@ -1,6 +1,6 @@
 """Sphinx extension for this book (loaded by _config.yml, ``sphinx.local_extensions``).
 
-It does two things that Jupyter Book 1.x does not do by itself.
+It does three things that Jupyter Book 1.x does not do by itself.
 
 1. **Hidden solutions for a course build.** ``make course`` sets the environment
    variable ``NNMF_BOOK_HIDE_SOLUTIONS=1``, which turns on sphinx-exercise's
@@ -9,7 +9,13 @@ It does two things that Jupyter Book 1.x does not do by itself.
    directive: the code cells between the two markers would stay on the page. Here the
    gated form leaves a marker, and a transform removes everything from the marker to
    its ``{solution-end}``.
-2. **Colab links.** The theme's Colab button points at the chapter's source on GitHub,
+2. **Student downloads in a course build.** The pages' downloads (``_sources/``: the
+   chapter's ``.md`` and executed ``.ipynb``) would still hold every solution. A
+   course build replaces both by the student notebooks of ``tools/student.py`` (no
+   solutions; stubs and self-checks), which the Colab button then opens; the Binder
+   and JupyterHub buttons, which open the repository's chapters (solutions
+   included), are left out.
+3. **Colab links.** The theme's Colab button points at the chapter's source on GitHub,
    a MyST ``.md`` file, which Colab cannot open. Each page's button is pointed instead
    at the executed ``.ipynb`` that the theme writes to ``_sources/`` and the publishing
    workflow deploys to the ``gh-pages`` branch; that notebook gets a first cell that,
@@ -18,8 +24,12 @@ It does two things that Jupyter Book 1.x does not do by itself.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 from docutils import nodes
@@ -155,6 +165,55 @@ def add_colab_cell(app, exception):
         path.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
 
 
+def _student_module():
+    spec = importlib.util.spec_from_file_location(
+        "student", Path(__file__).with_name("student.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("student", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def ship_student_notebooks(app, exception):
+    """In a course build, the downloads are the student notebooks."""
+    if exception is not None or not app.config.hide_solutions:
+        return
+    if app.builder.format != "html":
+        return
+    sources = Path(app.outdir, "_sources")
+    chapters = {}
+    for notebook in sources.rglob("*.ipynb"):
+        source = Path(app.srcdir, notebook.relative_to(sources)).with_suffix(".md")
+        if source.exists():
+            chapters[source] = notebook
+    if not chapters:
+        return
+    student = _student_module()
+    with tempfile.TemporaryDirectory() as folder:
+        student.student(Path(folder), sorted(chapters))
+        for source, notebook in chapters.items():
+            shutil.copy(Path(folder, f"{source.stem}.ipynb"), notebook)
+            # The page's source download: <page>.md, or <page>.md.txt
+            markdown = list(notebook.parent.glob(f"{source.stem}.md*"))
+            for target in markdown or [notebook.with_suffix(".md")]:
+                shutil.copy(Path(folder, f"{source.stem}.md"), target)
+
+
+def drop_repository_launchers(app, pagename, templatename, context, doctree):
+    """A course build has no Binder or JupyterHub button: they would open the
+    repository's chapters, solutions included."""
+    if not app.config.hide_solutions:
+        return
+    for group in context.get("header_buttons", []):
+        if "buttons" in group:
+            group["buttons"] = [
+                b
+                for b in group["buttons"]
+                if b.get("text") not in ("Binder", "JupyterHub")
+            ]
+
+
 def hide_solutions_from_environment(app, config):
     if os.environ.get("NNMF_BOOK_HIDE_SOLUTIONS", "0") not in ("", "0"):
         config.hide_solutions = True
@@ -167,5 +226,7 @@ def setup(app):
     app.add_directive("solution-start", HiddenSolutionStart, override=True)
     app.add_transform(RemoveHiddenSolutions)
     app.connect("html-page-context", point_colab_at_notebook, priority=502)
+    app.connect("html-page-context", drop_repository_launchers, priority=503)
+    app.connect("build-finished", ship_student_notebooks, priority=400)
     app.connect("build-finished", add_colab_cell)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -11,7 +11,9 @@ downloaded) and reports:
 - a JavaScript error, unless it is one of the known harmless ones in ``HARMLESS``;
 - a link to a page of the site, or to an anchor in it, that does not exist;
 - an exercise solution that is not collapsible (or, with ``--no-solutions``, any
-  solution at all).
+  solution at all: a solution box on a page, or a solution's text or code on a page,
+  in a download under ``_sources/`` or in the search index; the solutions are read
+  from the chapters, ``--chapters book``).
 
 Every page is opened a second time as on a phone, 390 px wide, where the check fails if
 the page body scrolls sideways (a code block or a display formula may scroll inside its
@@ -32,6 +34,8 @@ import argparse
 import contextlib
 import functools
 import http.server
+import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -114,7 +118,9 @@ async () => {
     .map(a => a.getAttribute("href"));
   const ids = Array.from(document.querySelectorAll("[id], a[name]"))
     .map(el => el.id || el.getAttribute("name"));
+  const article = document.querySelector("main") || document.body;
   return {
+    text: article.textContent,
     mathCount: document.querySelectorAll("mjx-container").length,
     untypeset, errors, undefinedMacros, rawTex, brokenImages, links, ids,
     solutions: solutions.length,
@@ -198,6 +204,7 @@ class PageReport:
     problems: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    text: str = ""  # the text of the page's main content, as the browser has it
 
 
 def find_chromium() -> str:
@@ -284,6 +291,7 @@ def inspect_page(
     report.solutions = found["solutions"]
     report.links = found["links"]
     report.ids = set(found["ids"])
+    report.text = found["text"]
     for text in found["untypeset"]:
         report.problems.append(f"math not typeset: {text!r}")
     for text in found["errors"]:
@@ -397,8 +405,104 @@ def _normalize(parts):
     return out
 
 
+def _student():
+    """tools/student.py, which reads the chapters' solutions."""
+    spec = importlib.util.spec_from_file_location(
+        "student", Path(__file__).with_name("student.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("student", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sources_text(path: Path) -> str:
+    """A download's text: a notebook's cells (JSON escapes undone), or the file."""
+    text = path.read_text(errors="replace")
+    if path.suffix == ".ipynb":
+        cells = json.loads(text).get("cells", [])
+        text = "\n".join("".join(cell.get("source", "")) for cell in cells)
+    return text
+
+
+def solution_leaks(
+    root: Path, chapters: Path, reports: dict[str, PageReport]
+) -> list[str]:
+    """A solution's code or text on its chapter's page, in the chapter's downloads
+    (``_sources/``) or, for its words, in the search index."""
+    student = _student()
+    problems = []
+    index = _search_index(root)
+    for path in student.chapters(chapters):
+        docname = path.relative_to(chapters.parent).with_suffix("").as_posix()
+        lines = student.solution_lines(path)
+        phrases = student.solution_phrases(path)
+        page = reports.get(f"{docname}.html")
+        page_text = student.normalized(page.text) if page else ""
+        for label in lines:
+            for line in lines[label]:
+                if student.normalized(line) in page_text:
+                    problems.append(
+                        f"{docname}.html: solution of {label} shown: {line!r}"
+                    )
+                    break
+            for phrase in phrases[label]:
+                if phrase in page_text:
+                    problems.append(
+                        f"{docname}.html: solution of {label} shown: {phrase!r}"
+                    )
+                    break
+        for download in sorted((root / "_sources").glob(f"{docname}.*")):
+            text = _sources_text(download)
+            name = download.relative_to(root).as_posix()
+            for label in lines:
+                leaked = [line for line in lines[label] if line in text]
+                if leaked:
+                    problems.append(f"{name}: solution of {label}: {leaked[0]!r}")
+        problems += _index_leaks(index, docname, phrases, page_text)
+    return problems
+
+
+def _search_index(root: Path) -> dict:
+    path = root / "searchindex.js"
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    return json.loads(text[text.index("(") + 1 : text.rindex(")")])
+
+
+def _index_leaks(index: dict, docname: str, phrases: dict, page_text: str) -> list[str]:
+    """Words that only a solution of the chapter has (not its other text, not what its
+    page shows), found under the chapter's page in the search index."""
+    if not index or docname not in index.get("docnames", []):
+        return []
+    from sphinx.search.en import SearchEnglish
+
+    stem = SearchEnglish({}).stem
+    number = index["docnames"].index(docname)
+    shown = {stem(word) for word in re.findall(r"\w+", page_text)}
+    problems = []
+    for label, found in phrases.items():
+        words = {w for phrase in found for w in re.findall(r"[a-z]{6,}", phrase)}
+        for word in sorted(words):
+            key = stem(word)
+            if key in shown:
+                continue
+            docs = index["terms"].get(key, [])
+            if number == docs or (isinstance(docs, list) and number in docs):
+                problems.append(
+                    f"searchindex.js: {docname} is indexed under {word!r}, a word of "
+                    f"the solution of {label} that the page does not show"
+                )
+                break
+    return problems
+
+
 def check_site(
-    root: Path, screenshots: Path | None = None, solutions: bool = True
+    root: Path,
+    screenshots: Path | None = None,
+    solutions: bool = True,
+    chapters: Path | None = None,
 ) -> tuple[dict[str, PageReport], list[str]]:
     """Inspect every page of the build in ``root``; return the reports and problems."""
     from playwright.sync_api import sync_playwright
@@ -430,6 +534,7 @@ def check_site(
             for p, r in reports.items()
             if r.solutions
         ]
+        problems += solution_leaks(root, Path(chapters or "book").resolve(), reports)
     return reports, problems
 
 
@@ -440,8 +545,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-solutions", action="store_true", help="fail if any solution is shown"
     )
+    parser.add_argument(
+        "--chapters",
+        type=Path,
+        default=Path("book"),
+        help="the chapters whose solutions --no-solutions looks for (default: book)",
+    )
     args = parser.parse_args(argv)
-    reports, problems = check_site(args.html, args.screenshots, not args.no_solutions)
+    reports, problems = check_site(
+        args.html, args.screenshots, not args.no_solutions, args.chapters
+    )
     for page, report in reports.items():
         print(
             f"{page:34s} math {report.math:5d}  images {report.images:3d}  "
