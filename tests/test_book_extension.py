@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -290,3 +291,72 @@ def test_colab_setup_cell_works_in_one_run_again_and_after_a_restart(normal, tmp
     for result in results:
         assert result["cwd"] == str(clone / "book")
         assert result["nnmf_lib"] == str(clone / "nnmf_lib" / "__init__.py")
+
+
+BIB = """\
+@article{lee1999learning,
+  author = {Lee, Daniel D. and Seung, H. Sebastian},
+  title = {Learning the parts of objects by non-negative matrix factorization},
+  journal = {Nature}, volume = {401}, pages = {788--791}, year = {1999}
+}
+@inproceedings{gao2019neural,
+  author = {Gao, Tyler and Haddock, Jamie and Molitor, Denali and Needell, Deanna},
+  title = {Neural nonnegative matrix factorization},
+  booktitle = {IEEE CAMSAP}, year = {2019}
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def cited(tmp_path_factory):
+    """Two pages that cite, and a references page."""
+    root = tmp_path_factory.mktemp("cited")
+    config = CONFIG + (  # CONFIG ends inside its sphinx: block
+        "  config:\n    bibtex_reference_style: author_year\n"
+        "    bibtex_default_style: authoryear\n"
+        "bibtex_bibfiles: [references.bib]\n"
+    )
+    (root / "_config.yml").write_text(config)
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: a\nchapters:\n  - file: b\n  - file: references\n"
+    )
+    (root / "references.bib").write_text(BIB)
+    (root / "a.md").write_text(
+        "# Page A\n\nParts {cite:p}`lee1999learning`; layers {cite:p}`gao2019neural`.\n"
+    )
+    (root / "b.md").write_text("# Page B\n\nAs {cite:t}`gao2019neural` show.\n")
+    (root / "references.md").write_text("# References\n\n```{bibliography}\n```\n")
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    done = subprocess.run(
+        [str(jupyter_book), "build", str(root), "-W", "-n"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root / "_build" / "html"
+
+
+def test_references_are_labelled_as_the_text_cites_them(cited):
+    page_a = (cited / "a.html").read_text()
+    assert "Lee and Seung, 1999" in page_a and "Gao <em>et al.</em>, 2019" in page_a
+    references = (cited / "references.html").read_text()
+    assert "Lee and Seung, 1999<span" in references  # [Lee and Seung, 1999]
+    assert "Gao et al., 2019<span" in references
+    assert references.index("Gao et al., 2019<") < references.index("Lee and Seung")
+    assert "LS99" not in references and "GHMN19" not in references
+
+
+def test_references_link_back_to_every_page_that_cites_them(cited):
+    references = (cited / "references.html").read_text()
+    links = re.findall(
+        r'<a class="reference external" href="([ab]\.html#[^"]+)"', references
+    )
+    assert sorted(link.split("#")[0] for link in links) == [
+        "a.html",
+        "a.html",
+        "b.html",
+    ]
+    for link in links:
+        page, anchor = link.split("#")
+        assert f'id="{anchor}"' in (cited / page).read_text(), link
+    assert references.count("Cited in") == 2

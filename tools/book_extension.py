@@ -1,6 +1,6 @@
 """Sphinx extension for this book (loaded by _config.yml, ``sphinx.local_extensions``).
 
-It does three things that Jupyter Book 1.x does not do by itself.
+It does four things that Jupyter Book 1.x does not do by itself.
 
 1. **Hidden solutions for a course build.** ``make course`` sets the environment
    variable ``NNMF_BOOK_HIDE_SOLUTIONS=1``, which turns on sphinx-exercise's
@@ -20,6 +20,11 @@ It does three things that Jupyter Book 1.x does not do by itself.
    at the executed ``.ipynb`` that the theme writes to ``_sources/`` and the publishing
    workflow deploys to the ``gh-pages`` branch; that notebook gets a first cell that,
    on Colab only, clones the repository and installs ``nnmf_lib``.
+4. **A references page in the citations' style.** The text cites author-year,
+   "(Gao et al., 2019)"; the bibliography style ``authoryear`` labels its entries the
+   same way (not [GHM+19]), sorted by author and year. Under each entry, "Cited in"
+   links to the place of each chapter that cites it (sphinxcontrib-bibtex links back
+   only within the references page itself).
 """
 
 from __future__ import annotations
@@ -30,10 +35,16 @@ import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from docutils import nodes
+from pybtex.plugin import register_plugin
+from pybtex.richtext import Text
+from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+from pybtex.style.labels import BaseLabelStyle
 from sphinx.transforms import SphinxTransform
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx_exercise.directive import SolutionStartDirective
 from sphinx_exercise.nodes import solution_end_node
 
@@ -214,6 +225,73 @@ def drop_repository_launchers(app, pagename, templatename, context, doctree):
             ]
 
 
+class AuthorYearLabels(BaseLabelStyle):
+    """Labels as the text cites: "Gao", "Lee and Seung", "Gao et al.", then the year;
+    "2019a", "2019b" when two entries would get the same label."""
+
+    def format_labels(self, sorted_entries):
+        labels = [self._label(entry) for entry in sorted_entries]
+        counts = Counter(labels)
+        seen = Counter()
+        for label in labels:
+            if counts[label] > 1:
+                seen[label] += 1
+                label += "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1]
+            yield label
+
+    @staticmethod
+    def _label(entry):
+        persons = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [
+            Text.from_latex(" ".join(p.prelast_names + p.last_names)).render_as("text")
+            for p in persons
+        ]
+        if len(names) > 2:
+            who = f"{names[0]} et al."
+        else:
+            who = " and ".join(names) or entry.fields.get("title", entry.key)
+        return f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+
+class AuthorYearStyle(UnsrtStyle):
+    """pybtex's unsrt entries, labelled and sorted by author and year."""
+
+    default_label_style = AuthorYearLabels
+    default_sorting_style = "author_year_title"
+
+
+class CitedIn(SphinxPostTransform):
+    """Under each entry of a bibliography: "Cited in" and a link to the first place
+    of each page that cites it."""
+
+    default_priority = 6  # after sphinxcontrib-bibtex fills the bibliography (5)
+
+    def run(self, **kwargs):
+        domain = self.env.get_domain("cite")
+        keys = {c.citation_id: c.key for c in domain.citations}
+        places: dict[str, dict[str, str]] = {}
+        for ref in domain.citation_refs:
+            for target in ref.targets:
+                places.setdefault(target.key, {}).setdefault(
+                    ref.docname, ref.citation_ref_id
+                )
+        builder = self.app.builder
+        for citation in list(self.document.findall(nodes.citation)):
+            key = next((keys[i] for i in citation["ids"] if i in keys), None)
+            cited = places.get(key, {})
+            if not cited or builder.format != "html":
+                continue
+            paragraph = nodes.paragraph("", "", classes=["cited-in"])
+            paragraph += nodes.emphasis("", "Cited in ")
+            for number, (docname, ref_id) in enumerate(sorted(cited.items())):
+                if number:
+                    paragraph += nodes.Text(", ")
+                uri = builder.get_relative_uri(self.env.docname, docname)
+                title = self.env.titles[docname].astext()
+                paragraph += nodes.reference("", title, refuri=f"{uri}#{ref_id}")
+            citation += paragraph
+
+
 def hide_solutions_from_environment(app, config):
     if os.environ.get("NNMF_BOOK_HIDE_SOLUTIONS", "0") not in ("", "0"):
         config.hide_solutions = True
@@ -229,4 +307,8 @@ def setup(app):
     app.connect("html-page-context", drop_repository_launchers, priority=503)
     app.connect("build-finished", ship_student_notebooks, priority=400)
     app.connect("build-finished", add_colab_cell)
+    register_plugin(
+        "pybtex.style.formatting", "authoryear", AuthorYearStyle, force=True
+    )
+    app.add_post_transform(CitedIn)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
