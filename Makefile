@@ -71,9 +71,11 @@ test: $(STAMP) browser
 site-check: $(STAMP) browser
 	$(BIN)/python tools/check_site.py _build/html --screenshots _build/screenshots
 
-## browser: Debian's chromium, for the site check (installed with apt where missing)
+## browser: Debian's chromium, for the site check (installed with apt where missing;
+## not with CHROMIUM=<a Chrome or Chromium executable>, nor with NO_BROWSER=1)
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	@test -n "$$CHROMIUM" || test -n "$(filter-out 0,$(NO_BROWSER))" || \
+		command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 		echo "Installing Debian's chromium for the browser check of the built book"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }

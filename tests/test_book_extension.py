@@ -206,6 +206,9 @@ def test_course_downloads_and_colab_target_are_the_student_notebooks(course):
     assert "Binder" not in html  # it would open the chapter with its solutions
 
 
+@pytest.mark.skipif(
+    check_site.browser_skipped(), reason="NO_BROWSER is set: no browser check"
+)
 def test_site_check_finds_solutions_in_the_normal_build_only(normal, course):
     chapters = normal.parents[1] / "book"
     _, problems = check_site.check_site(normal, solutions=False, chapters=chapters)
