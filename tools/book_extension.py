@@ -292,6 +292,11 @@ class CitedIn(SphinxPostTransform):
             citation += paragraph
 
 
+def add_static_files(app, config):
+    """The book's style sheet (tools/static/nnmf_book.css)."""
+    config.html_static_path.append(str(Path(__file__).with_name("static")))
+
+
 def hide_solutions_from_environment(app, config):
     if os.environ.get("NNMF_BOOK_HIDE_SOLUTIONS", "0") not in ("", "0"):
         config.hide_solutions = True
@@ -300,6 +305,8 @@ def hide_solutions_from_environment(app, config):
 def setup(app):
     app.setup_extension("sphinx_exercise")
     app.connect("config-inited", hide_solutions_from_environment)
+    app.connect("config-inited", add_static_files)
+    app.add_css_file("nnmf_book.css")
     app.add_node(hidden_solution)
     app.add_directive("solution-start", HiddenSolutionStart, override=True)
     app.add_transform(RemoveHiddenSolutions)

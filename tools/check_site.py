@@ -142,8 +142,7 @@ OVERFLOW = r"""
 () => {
   const width = document.documentElement.clientWidth;
   const overflow = document.documentElement.scrollWidth - width;
-  const culprits = [];
-  if (overflow <= 0) return {overflow, culprits};
+  if (overflow <= 0) return {overflow, culprits: []};
   // Inside a box that scrolls or clips, or fixed to the viewport (an off-canvas
   // drawer): it does not widen the page.
   const clipped = el => {
@@ -154,6 +153,7 @@ OVERFLOW = r"""
     }
     return false;
   };
+  const found = new Map();  // the widest elements that stick out, one per name
   for (const el of document.body.querySelectorAll("*")) {
     const box = el.getBoundingClientRect();
     if (box.width === 0 || box.right <= width + 0.5 || clipped(el)) continue;
@@ -161,10 +161,15 @@ OVERFLOW = r"""
     if (parent.right > width + 0.5 && el.parentElement !== document.body) continue;
     const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
       Array.from(el.classList).slice(0, 3).map(c => "." + c).join("");
-    const text = (el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 50);
-    culprits.push(`${name} (${Math.round(box.right - width)} px too wide): ${text}`);
-    if (culprits.length >= 5) break;
+    const excess = Math.round(box.right - width);
+    if (!found.has(name) || found.get(name).excess < excess) {
+      const text = (el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 50);
+      found.set(name, {excess, text});
+    }
   }
+  const culprits = Array.from(found.entries())
+    .sort((a, b) => b[1].excess - a[1].excess).slice(0, 5)
+    .map(([name, f]) => `${name} (${f.excess} px too wide): ${f.text}`);
   return {overflow, culprits};
 }
 """
