@@ -267,6 +267,9 @@ class CitedIn(SphinxPostTransform):
     default_priority = 6  # after sphinxcontrib-bibtex fills the bibliography (5)
 
     def run(self, **kwargs):
+        citations = list(self.document.findall(nodes.citation))
+        if not citations or "cite" not in self.env.domains:
+            return  # no bibliography here, or no sphinxcontrib-bibtex in this book
         domain = self.env.get_domain("cite")
         keys = {c.citation_id: c.key for c in domain.citations}
         places: dict[str, dict[str, str]] = {}
@@ -276,7 +279,7 @@ class CitedIn(SphinxPostTransform):
                     ref.docname, ref.citation_ref_id
                 )
         builder = self.app.builder
-        for citation in list(self.document.findall(nodes.citation)):
+        for citation in citations:
             key = next((keys[i] for i in citation["ids"] if i in keys), None)
             cited = places.get(key, {})
             if not cited or builder.format != "html":
