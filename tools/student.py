@@ -344,6 +344,23 @@ def student_source(path: Path) -> tuple[nbformat.NotebookNode, list[Solution]]:
     return notebook, solutions
 
 
+_INCLUDE = re.compile(r"\{literalinclude\}\s+(\S+)")
+
+
+def _included(path: Path) -> str:
+    """The files a chapter shows with literalinclude (library code): their lines are
+    on the page, whether or not a solution also has them."""
+    texts = []
+    for ref in _INCLUDE.findall(path.read_text(encoding="utf-8")):
+        # "/x" is relative to the book's root (the folder above book/), "x" to book/
+        source = (
+            path.parent.parent / ref[1:] if ref.startswith("/") else path.parent / ref
+        )
+        if source.is_file():
+            texts.append(source.read_text(encoding="utf-8"))
+    return "\n".join(texts)
+
+
 def _outside(notebook) -> str:
     """The text of a source notebook without the reference solutions in it."""
     parts = []
@@ -358,7 +375,7 @@ def solution_lines(path: Path, minimum: int = 25) -> dict[str, list[str]]:
     least ``minimum`` characters long that appear nowhere else in the chapter: finding
     one in a student's copy of the chapter means that the solution leaked."""
     notebook, solutions = student_source(path)
-    outside = _outside(notebook)
+    outside = _outside(notebook) + "\n" + _included(path)
     found = {}
     for solution in solutions:
         lines = "\n".join(solution.text + solution.code).split("\n")
