@@ -13,7 +13,7 @@ unexport MPLBACKEND
 # 0.06 s with one). It also makes the book's numbers independent of the thread count.
 BLAS_ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: setup book course test site-check browser lab clean
+.PHONY: setup book course student grade test site-check browser lab clean
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 ## setup: create .venv with nnmf_lib (editable) and everything the book and tests need
@@ -21,10 +21,15 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml binder/overrides.json
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	$(BIN)/python -m pip install --quiet -e ".[book,test,course]"
 	@# JupyterLab: open a chapter's .md as a notebook (jupytext), not in the text editor.
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@# nbgrader (for `make grade`) is not part of the students' JupyterLab.
+	$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null
+	for part in formgrader validate_assignment assignment_list course_list; do \
+		$(BIN)/jupyter server extension disable --sys-prefix \
+			nbgrader.server_extensions.$$part >/dev/null 2>&1 || exit 1; done
 	touch $@
 
 ## book: build the book from clean into _build/html (every chapter is executed)
@@ -34,12 +39,25 @@ book: $(STAMP)
 	@echo "Open _build/html/index.html"
 
 ## course: build the book without the exercises' solutions into _build/course/_build/html
+## (its downloads and Colab notebooks are the student notebooks), checked in Chromium
 course: $(STAMP) browser
 	rm -rf _build/course
-	NNMF_BOOK_HIDE_SOLUTIONS=1 $(BIN)/jupyter-book build . --path-output _build/course
+	NNMF_BOOK_HIDE_SOLUTIONS=1 $(BLAS_ONE_THREAD) $(BIN)/jupyter-book build . \
+		--path-output _build/course
 	$(BIN)/python tools/check_site.py _build/course/_build/html --no-solutions \
-		--screenshots _build/course/screenshots
+		--chapters book --screenshots _build/course/screenshots
 	@echo "Open _build/course/_build/html/index.html"
+
+## student: the student notebooks (.ipynb and .md: no solutions, a stub and a
+## self-check per code exercise) of every chapter, into _build/student
+student: $(STAMP)
+	$(BIN)/python tools/student.py student
+
+## grade: autograde SUBMISSIONS/<student>/<chapter>.ipynb with nbgrader (locally);
+## the scores per student and exercise go to _build/grading/grades.csv
+grade: student
+	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=<folder>"; exit 2; }
+	$(BLAS_ONE_THREAD) $(BIN)/python tools/student.py grade "$(SUBMISSIONS)"
 
 ## test: lint, unit tests, every chapter through nbval (each chapter executed once, on
 ## both cores), the book built from those executions (warnings are errors), and every
@@ -54,9 +72,11 @@ test: $(STAMP) browser
 site-check: $(STAMP) browser
 	$(BIN)/python tools/check_site.py _build/html --screenshots _build/screenshots
 
-## browser: Debian's chromium, for the site check (installed with apt where missing)
+## browser: Debian's chromium, for the site check (installed with apt where missing;
+## not with CHROMIUM=<a Chrome or Chromium executable>, nor with NO_BROWSER=1)
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	@test -n "$$CHROMIUM" || test -n "$(filter-out 0,$(NO_BROWSER))" || \
+		command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 		echo "Installing Debian's chromium for the browser check of the built book"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }

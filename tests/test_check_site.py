@@ -3,9 +3,12 @@
 A two-page book is built with Jupyter Book and the book's own math setup (offline
 MathJax): one page is correct, the other has a TeX syntax error, an undefined macro, an
 image that does not exist, a link to a missing page and to a missing anchor, a
-JavaScript error and a solution that is not collapsible. The check must report each of
-these on the broken page, and nothing on the correct one. It needs Debian's chromium
-(``make test`` installs it); without it the test fails, it is not skipped.
+JavaScript error, a solution that is not collapsible, a box too wide for a phone and a
+menu button that does nothing. The check must report each of these on the broken page,
+and nothing on the correct one (whose long formula and long code line scroll inside
+their own boxes at 390 px, and whose menu and contents open). It needs Debian's chromium
+(``make test`` installs it); without it the test fails, it is not skipped, unless the
+environment variable NO_BROWSER is set (README: testing without a browser).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ spec = importlib.util.spec_from_file_location(
 check_site = importlib.util.module_from_spec(spec)
 sys.modules["check_site"] = check_site  # dataclasses look their module up there
 spec.loader.exec_module(check_site)
+
+pytestmark = pytest.mark.skipif(
+    check_site.browser_skipped(), reason="NO_BROWSER is set: no browser check"
+)
 
 CONFIG = """\
 title: Mini book
@@ -53,7 +60,12 @@ Inline math $\mathbf A \mathbf S$ and a display:
 
 $$
 \min_{\mathbf S \ge 0} \|\mathbf X - \mathbf A \mathbf S\|_F^2
++ \sum_{i=1}^{n} a_i b_i c_i d_i e_i f_i g_i h_i i_i j_i k_i l_i m_i n_i o_i p_i q_i
 $$
+
+```python
+a_long_line_of_code = "that goes on and on, well past the width of a phone's screen"
+```
 
 ![a figure](figure.png)
 
@@ -84,6 +96,17 @@ $\notamacro{x}$.
 <a href="good.html#no-such-section">a missing anchor</a>.
 
 <script>callFunctionThatDoesNotExist();</script>
+
+<div style="width: 600px">A box 600 px wide, too wide for a phone.</div>
+
+<script>
+// A dead menu button: every click on it is swallowed before it reaches the button.
+document.addEventListener("click", event => {
+  if (event.target.closest(".primary-toggle")) event.stopImmediatePropagation();
+}, true);
+</script>
+
+## A section of the broken page
 
 ```{exercise} Shown
 :label: ex-shown
@@ -142,15 +165,29 @@ def test_broken_page_fails_on_each_defect(checked):
     assert "dead anchor good.html#no-such-section" in broken
     assert "JavaScript error" in broken and "callFunctionThatDoesNotExist" in broken
     assert "1 solution(s) not in a collapsible dropdown" in broken
+    assert "at 390 px the page scrolls sideways by" in broken
+    assert "px too wide): A box 600 px wide, too wide for a phone" in broken
+    assert "the menu button (.primary-toggle) does not open the menu" in broken
+    assert "contents button" not in broken  # the contents button still works
+
+
+def test_the_correct_page_has_contents_to_open_on_a_phone(mini_book):
+    """The correct page passes with its contents button clicked, not skipped."""
+    html = (mini_book / "good.html").read_text()
+    assert "secondary-toggle" in html and 'href="#a-section"' in html
 
 
 def test_command_line_exit_status_and_screenshots(mini_book, checked, tmp_path):
     _, _, shots = checked
     assert sorted(p.name for p in shots.glob("*.png")) == [
         "broken.png",
+        "broken@390.png",
         "genindex.png",
+        "genindex@390.png",
         "good.png",
+        "good@390.png",
         "search.png",
+        "search@390.png",
     ]
     assert check_site.main([str(mini_book), "--screenshots", str(tmp_path)]) == 1
 

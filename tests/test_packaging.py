@@ -148,6 +148,9 @@ def test_binder_installs_the_library_and_opens_chapters_as_notebooks():
     assert "binder/overrides.json" in text
     book = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(d.startswith("jupytext") for d in book["optional-dependencies"]["book"])
+    # MyST (admonitions, exercises, folded solutions) rendered in JupyterLab.
+    extra = book["optional-dependencies"]["book"]
+    assert any(d.startswith("jupyterlab-myst") for d in extra)
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["launch_buttons"]["notebook_interface"] == "jupyterlab"

@@ -11,9 +11,17 @@ downloaded) and reports:
 - a JavaScript error, unless it is one of the known harmless ones in ``HARMLESS``;
 - a link to a page of the site, or to an anchor in it, that does not exist;
 - an exercise solution that is not collapsible (or, with ``--no-solutions``, any
-  solution at all).
+  solution at all: a solution box on a page, or a solution's text or code on a page,
+  in a download under ``_sources/`` or in the search index; the solutions are read
+  from the chapters, ``--chapters book``).
 
-A full-page screenshot of every page is saved to the screenshot folder. Usage::
+Every page is opened a second time as on a phone, 390 px wide, where the check fails if
+the page body scrolls sideways (a code block or a display formula may scroll inside its
+own box), if the menu button does not open the table of contents, or if the contents
+button does not open the page's table of contents.
+
+A full-page screenshot of every page at both widths is saved to the screenshot folder
+(``<page>.png`` at 1280 px, ``<page>@390.png`` at 390 px). Usage::
 
     python tools/check_site.py _build/html --screenshots _build/screenshots
 
@@ -26,6 +34,9 @@ import argparse
 import contextlib
 import functools
 import http.server
+import importlib.util
+import json
+import os
 import re
 import shutil
 import sys
@@ -35,6 +46,9 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+
+# Set (to anything but 0) to skip the browser check, on a machine without Chromium.
+NO_BROWSER = "NO_BROWSER"
 
 # JavaScript errors that do not affect a reader, each with the reason it is harmless.
 HARMLESS = {
@@ -50,6 +64,9 @@ HARMLESS = {
 
 # Resources that may be missing: browsers ask for /favicon.ico on their own.
 OPTIONAL_RESOURCES = ("/favicon.ico",)
+
+# The phone the site is checked on (an iPhone 12 to 15 is 390 x 844 CSS pixels).
+PHONE = {"width": 390, "height": 844}
 
 # Folders of the build that hold assets and downloads, not pages.
 NOT_PAGES = ("_static", "_sources", "_images", "_sphinx_design_static")
@@ -105,7 +122,9 @@ async () => {
     .map(a => a.getAttribute("href"));
   const ids = Array.from(document.querySelectorAll("[id], a[name]"))
     .map(el => el.id || el.getAttribute("name"));
+  const article = document.querySelector("main") || document.body;
   return {
+    text: article.textContent,
     mathCount: document.querySelectorAll("mjx-container").length,
     untypeset, errors, undefinedMacros, rawTex, brokenImages, links, ids,
     solutions: solutions.length,
@@ -113,6 +132,74 @@ async () => {
   };
 }
 """
+
+
+# Run in the page at phone width: does the page body scroll sideways, and because of
+# which element? An element inside a box that scrolls or clips (a code block, display
+# math, a wide table in its scroll wrapper) does not count; the outermost element that
+# sticks out of the viewport is named.
+OVERFLOW = r"""
+() => {
+  const width = document.documentElement.clientWidth;
+  const overflow = document.documentElement.scrollWidth - width;
+  if (overflow <= 0) return {overflow, culprits: []};
+  // Inside a box that scrolls or clips, or fixed to the viewport (an off-canvas
+  // drawer): it does not widen the page.
+  const clipped = el => {
+    if (getComputedStyle(el).position === "fixed") return true;
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      const style = getComputedStyle(p);
+      if (style.overflowX !== "visible" || style.position === "fixed") return true;
+    }
+    return false;
+  };
+  const found = new Map();  // the widest elements that stick out, one per name
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 0.5 || clipped(el)) continue;
+    const parent = el.parentElement.getBoundingClientRect();
+    if (parent.right > width + 0.5 && el.parentElement !== document.body) continue;
+    const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+      Array.from(el.classList).slice(0, 3).map(c => "." + c).join("");
+    const excess = Math.round(box.right - width);
+    if (!found.has(name) || found.get(name).excess < excess) {
+      const text = (el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 50);
+      found.set(name, {excess, text});
+    }
+  }
+  const culprits = Array.from(found.entries())
+    .sort((a, b) => b[1].excess - a[1].excess).slice(0, 5)
+    .map(([name, f]) => `${name} (${f.excess} px too wide): ${f.text}`);
+  return {overflow, culprits};
+}
+"""
+
+# Run in the page: is a link of the panel on screen, and on top (not covered)?
+SHOWN_LINKS = r"""
+(panel) => {
+  const links = Array.from(document.querySelectorAll(panel + " a[href]"));
+  const width = document.documentElement.clientWidth;
+  const height = window.innerHeight;
+  return links.filter(a => {
+    const box = a.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) return false;
+    const x = box.left + Math.min(box.width / 2, 20), y = box.top + box.height / 2;
+    if (x < 0 || y < 0 || x > width || y > height) return false;
+    const top = document.elementFromPoint(x, y);
+    return top !== null && (top === a || a.contains(top));
+  }).length;
+}
+"""
+
+# The two drawers of the theme at phone width: the button that opens each, and where
+# its links are (pydata-sphinx-theme moves the sidebar into a <dialog> when opened).
+DRAWERS = {
+    "menu": (".primary-toggle", "#pst-primary-sidebar-modal, #pst-primary-sidebar"),
+    "contents": (
+        ".secondary-toggle",
+        "#pst-secondary-sidebar-modal, #pst-secondary-sidebar",
+    ),
+}
 
 
 @dataclass
@@ -126,17 +213,26 @@ class PageReport:
     problems: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    text: str = ""  # the text of the page's main content, as the browser has it
+
+
+def browser_skipped() -> bool:
+    return os.environ.get(NO_BROWSER, "0") not in ("", "0")
 
 
 def find_chromium() -> str:
-    """Path of the system's Chromium, or an error saying how to install it."""
+    """Path of the system's Chromium (or of the browser named by the environment
+    variable CHROMIUM), or an error saying how to install it."""
+    if os.environ.get("CHROMIUM"):
+        return os.environ["CHROMIUM"]
     for name in CHROMIUM_CANDIDATES:
         path = shutil.which(name)
         if path:
             return path
     raise SystemExit(
         "check_site: no Chromium found. Install Debian's: apt-get install -y chromium "
-        "(`make test` does this where it can)."
+        "(`make test` does this where it can), or set CHROMIUM to a Chrome or Chromium "
+        "executable, or NO_BROWSER=1 to skip the browser check."
     )
 
 
@@ -212,6 +308,7 @@ def inspect_page(
     report.solutions = found["solutions"]
     report.links = found["links"]
     report.ids = set(found["ids"])
+    report.text = found["text"]
     for text in found["untypeset"]:
         report.problems.append(f"math not typeset: {text!r}")
     for text in found["errors"]:
@@ -232,11 +329,60 @@ def inspect_page(
                 continue  # reported with its URL by on_response
             report.problems.append(f"JavaScript error: {message}")
     if screenshots is not None:
-        target = screenshots / (page.removesuffix(".html").replace("/", "__") + ".png")
-        tab.screenshot(path=str(target), full_page=True)
+        tab.screenshot(path=str(_screenshot(screenshots, page)), full_page=True)
     report.images = tab.evaluate("() => document.images.length")
     tab.close()
+    report.problems += inspect_on_phone(browser, base, page, screenshots)
     return report
+
+
+def _screenshot(folder: Path, page: str, suffix: str = "") -> Path:
+    return folder / (page.removesuffix(".html").replace("/", "__") + suffix + ".png")
+
+
+def inspect_on_phone(browser, base: str, page: str, screenshots: Path | None):
+    """Open the page 390 px wide: no sideways scrolling, and both drawers open."""
+    problems = []
+    tab = browser.new_page(viewport=PHONE, has_touch=True)
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    tab.goto(base + page, wait_until="load")
+    tab.evaluate(INSPECT)  # typeset the math and load the images, as a reader waits
+    width = PHONE["width"]
+    found = tab.evaluate(OVERFLOW)
+    if found["overflow"] > 0:
+        problems.append(
+            f"at {width} px the page scrolls sideways by {found['overflow']} px: "
+            + "; ".join(found["culprits"] or ["(no single element found)"])
+        )
+    if screenshots is not None:
+        tab.screenshot(path=str(_screenshot(screenshots, page, "@390")), full_page=True)
+    for name, (button, panel) in DRAWERS.items():
+        if name == "contents" and not tab.locator(f"{panel} a[href]").count():
+            continue  # a page without sections has no contents to show
+        problems += _open_drawer(tab, name, button, panel, width)
+    problems += [
+        f"at {width} px, JavaScript error: {m}" for m in errors if not harmless(m)
+    ]
+    tab.close()
+    return problems
+
+
+def _open_drawer(tab, name: str, button: str, panel: str, width: int) -> list[str]:
+    """Click the drawer's button as a reader would; its links must come on screen."""
+    buttons = [b for b in tab.locator(button).all() if b.is_visible()]
+    if not buttons:
+        return [f"at {width} px there is no visible {name} button ({button})"]
+    if tab.evaluate(SHOWN_LINKS, panel):
+        return [f"at {width} px the {name} is open before its button is clicked"]
+    buttons[0].click()
+    tab.wait_for_timeout(400)  # the drawer slides in
+    shown = tab.evaluate(SHOWN_LINKS, panel)
+    tab.keyboard.press("Escape")  # close it again, as the back gesture would
+    tab.wait_for_timeout(200)
+    if not shown:
+        return [f"at {width} px the {name} button ({button}) does not open the {name}"]
+    return []
 
 
 def dead_links(root: Path, reports: dict[str, PageReport]) -> list[str]:
@@ -276,8 +422,104 @@ def _normalize(parts):
     return out
 
 
+def _student():
+    """tools/student.py, which reads the chapters' solutions."""
+    spec = importlib.util.spec_from_file_location(
+        "student", Path(__file__).with_name("student.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("student", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sources_text(path: Path) -> str:
+    """A download's text: a notebook's cells (JSON escapes undone), or the file."""
+    text = path.read_text(errors="replace")
+    if path.suffix == ".ipynb":
+        cells = json.loads(text).get("cells", [])
+        text = "\n".join("".join(cell.get("source", "")) for cell in cells)
+    return text
+
+
+def solution_leaks(
+    root: Path, chapters: Path, reports: dict[str, PageReport]
+) -> list[str]:
+    """A solution's code or text on its chapter's page, in the chapter's downloads
+    (``_sources/``) or, for its words, in the search index."""
+    student = _student()
+    problems = []
+    index = _search_index(root)
+    for path in student.chapters(chapters):
+        docname = path.relative_to(chapters.parent).with_suffix("").as_posix()
+        lines = student.solution_lines(path)
+        phrases = student.solution_phrases(path)
+        page = reports.get(f"{docname}.html")
+        page_text = student.normalized(page.text) if page else ""
+        for label in lines:
+            for line in lines[label]:
+                if student.normalized(line) in page_text:
+                    problems.append(
+                        f"{docname}.html: solution of {label} shown: {line!r}"
+                    )
+                    break
+            for phrase in phrases[label]:
+                if phrase in page_text:
+                    problems.append(
+                        f"{docname}.html: solution of {label} shown: {phrase!r}"
+                    )
+                    break
+        for download in sorted((root / "_sources").glob(f"{docname}.*")):
+            text = _sources_text(download)
+            name = download.relative_to(root).as_posix()
+            for label in lines:
+                leaked = [line for line in lines[label] if line in text]
+                if leaked:
+                    problems.append(f"{name}: solution of {label}: {leaked[0]!r}")
+        problems += _index_leaks(index, docname, phrases, page_text)
+    return problems
+
+
+def _search_index(root: Path) -> dict:
+    path = root / "searchindex.js"
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    return json.loads(text[text.index("(") + 1 : text.rindex(")")])
+
+
+def _index_leaks(index: dict, docname: str, phrases: dict, page_text: str) -> list[str]:
+    """Words that only a solution of the chapter has (not its other text, not what its
+    page shows), found under the chapter's page in the search index."""
+    if not index or docname not in index.get("docnames", []):
+        return []
+    from sphinx.search.en import SearchEnglish
+
+    stem = SearchEnglish({}).stem
+    number = index["docnames"].index(docname)
+    shown = {stem(word) for word in re.findall(r"\w+", page_text)}
+    problems = []
+    for label, found in phrases.items():
+        words = {w for phrase in found for w in re.findall(r"[a-z]{6,}", phrase)}
+        for word in sorted(words):
+            key = stem(word)
+            if key in shown:
+                continue
+            docs = index["terms"].get(key, [])
+            if number == docs or (isinstance(docs, list) and number in docs):
+                problems.append(
+                    f"searchindex.js: {docname} is indexed under {word!r}, a word of "
+                    f"the solution of {label} that the page does not show"
+                )
+                break
+    return problems
+
+
 def check_site(
-    root: Path, screenshots: Path | None = None, solutions: bool = True
+    root: Path,
+    screenshots: Path | None = None,
+    solutions: bool = True,
+    chapters: Path | None = None,
 ) -> tuple[dict[str, PageReport], list[str]]:
     """Inspect every page of the build in ``root``; return the reports and problems."""
     from playwright.sync_api import sync_playwright
@@ -309,6 +551,7 @@ def check_site(
             for p, r in reports.items()
             if r.solutions
         ]
+        problems += solution_leaks(root, Path(chapters or "book").resolve(), reports)
     return reports, problems
 
 
@@ -319,8 +562,19 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-solutions", action="store_true", help="fail if any solution is shown"
     )
+    parser.add_argument(
+        "--chapters",
+        type=Path,
+        default=Path("book"),
+        help="the chapters whose solutions --no-solutions looks for (default: book)",
+    )
     args = parser.parse_args(argv)
-    reports, problems = check_site(args.html, args.screenshots, not args.no_solutions)
+    if browser_skipped():
+        print(f"check_site: SKIPPED ({NO_BROWSER} is set): {args.html} was not checked")
+        return 0
+    reports, problems = check_site(
+        args.html, args.screenshots, not args.no_solutions, args.chapters
+    )
     for page, report in reports.items():
         print(
             f"{page:34s} math {report.math:5d}  images {report.images:3d}  "
