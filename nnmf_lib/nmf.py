@@ -29,14 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._sparse import (
-    SparseMask,
-    axis_max,
-    is_sparse,
-    residual_norm2,
-    sample,
-    sq_norm,
-)
+from ._sparse import SparseMask, axis_max, is_sparse, residual_norm2, sq_norm
 from ._validation import (
     ConvergenceWarning,
     as_data,
@@ -311,7 +304,7 @@ def _hals_step_sparse_mask(X, A, S, W, norm_x2):
     its missing entries, the sums over the observed entries are the sums over all
     entries (Gram form, as without a mask) minus those over P.
     """
-    r = W.values_at(X) - sample(A, S, W.rows, W.cols)
+    r = W.values_at(X) - W.sample(A, S)
     full = None if W.observed else (A.T @ X, A.T @ A)
     S = _hals_rows_sparse(S, A, r, W.cols, W.rows, full)
     XSt = X @ S.T

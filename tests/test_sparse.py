@@ -286,6 +286,8 @@ def test_sparse_mask_keeps_the_smaller_side_and_samples_products():
     A, S = RNG.random((N, 3)), RNG.random((3, M))
     rows, cols = np.nonzero(~W)
     assert_close(sample(A, S, rows, cols), (A @ S)[rows, cols], rtol=1e-15)
+    few = np.nonzero(RNG.random((N, M)) < 0.01)  # gathered, not read from blocks
+    assert_close(sample(A, S, *few), (A @ S)[few], rtol=1e-15)
     product = mask.product(A, S)  # W * (A S) as an operator
     Z = RNG.random((M, 2))
     assert_close(product @ Z, (W * (A @ S)) @ Z, rtol=1e-14)
@@ -387,3 +389,14 @@ def test_bad_sparse_input_raises_the_dense_messages():
         nl.nmf(X_SP, 2, W=2 * MASKS["sparse W"])
     with pytest.raises(ValueError, match="method='anls' does not support a data mask"):
         nl.nmf(X_SP, 2, W=MASKS["sparse W"], method="anls")
+
+
+def test_the_remembered_product_is_never_stale():
+    """SparseMask.sample remembers its last product; a factor changed in place (as HALS
+    does) must give the new product."""
+    mask = SparseMask.from_dense(MASKS["observed side"])
+    A, S = RNG.random((N, 3)), RNG.random((3, M))
+    first = mask.sample(A, S).copy()
+    S[1] *= 2.0
+    np.testing.assert_array_equal(mask.sample(A, S), sample(A, S, mask.rows, mask.cols))
+    assert not np.array_equal(mask.sample(A, S), first)
