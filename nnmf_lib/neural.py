@@ -278,8 +278,9 @@ def loss_and_grad(
         Classifier.
     lam : float, default 1.0
         Weight of the classification term (the paper's cost (7) has 1).
-    W : array_like of {0, 1}, shape (N, M), optional
-        Data mask (first layer and reconstruction term).
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
+        Data mask (first layer and reconstruction term; with sparse ``X``, as in
+        :func:`nnmf_lib.nnls`).
     loss : {"reconstruction", "energy"}
 
     Returns

@@ -710,13 +710,20 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     ----------
     A : array_like, shape (N, k)
         Nonnegative dictionary (topics as columns).
-    X : array_like, shape (N, M)
+    X : array_like or scipy.sparse matrix, shape (N, M)
         Nonnegative data, one sample per column. Where ``W`` is 0 the entries are
-        ignored and may hold anything (NaN included).
-    W : array_like of {0, 1}, shape (N, M), optional
+        ignored and may hold anything (NaN included). A scipy.sparse matrix (CSR, CSC,
+        COO) stays sparse: it enters only through :math:`Q^\top X` (``A = QR``), in
+        O(nnz(X) k) time and O(nnz(X) + (N + M) k) memory, plus one k x k factor per
+        distinct passive set. A numpy masked array means ``W = ~X.mask``.
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask: solve :math:`\min_{S\ge0} \|W \odot (X - AS)\|_F`, so that each
         column is fitted on its observed entries only. Each column then has its own
-        factorization, which costs O(N M k^2) time.
+        factorization, which costs O(N M k^2) time for dense ``X``. For sparse ``X``,
+        ``W`` may be dense (it is kept as the smaller of its observed and missing
+        sets, P) or sparse (its stored ones are the observed entries); the factors
+        then come from the per-column Gram matrices of the orthonormal factor of
+        ``A``, in O(nnz(P) k^2 + M k^3) time.
     support : array_like of bool, shape (k, M), optional
         Warm start: the passive set to begin from, for example ``S_prev > 0`` from a
         previous, nearby problem. Default: start from the empty set.
@@ -874,10 +881,11 @@ def kkt_residual(A, X, S, W=None) -> float:
     Parameters
     ----------
     A : array_like, shape (N, k)
-    X : array_like, shape (N, M)
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        The data (see :func:`nnls`; sparse data stay sparse).
     S : array_like, shape (k, M)
         Candidate solution; it may have negative entries (they count as violations).
-    W : array_like of {0, 1}, shape (N, M), optional
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask of the problem (see :func:`nnls`).
 
     Returns
@@ -932,13 +940,13 @@ def nnls_vjp(A, X, S, G, W=None):
     ----------
     A : array_like, shape (N, k)
         Nonnegative dictionary.
-    X : array_like, shape (N, M)
-        Nonnegative data.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data (see :func:`nnls`; sparse data stay sparse).
     S : array_like, shape (k, M)
         ``nnls(A, X)``; its support (``S > 0``) selects the active columns of ``A``.
     G : array_like, shape (k, M)
         Upstream gradient, the derivative of the loss with respect to ``S``.
-    W : array_like of {0, 1}, shape (N, M), optional
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask of the problem (see :func:`nnls`): :math:`A_T^\top A_T` becomes
         :math:`A_T^\top \operatorname{diag}(w) A_T`, and both gradients are masked,
         :math:`\partial/\partial x = w \odot A_T z` and
