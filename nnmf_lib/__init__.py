@@ -4,6 +4,12 @@ Orientation (the paper's, everywhere in this library): the data ``X`` is N x M w
 **one sample per column**, and ``X ≈ A S`` with topics as the columns of ``A`` (N x k)
 and the representation ``S`` (k x M). This is the transpose of scikit-learn, whose
 estimators take one sample per row.
+
+Data ``X`` may be a ``scipy.sparse`` matrix or array (CSR, CSC, COO), as a
+term-document matrix is: it stays sparse in every function (products, norms and
+sampled entries only), so memory stays O(nnz(X) + (N + M) k). A ``numpy.ma`` masked
+array ``X`` means the data mask ``W = ~X.mask`` (its masked entries are missing)
+wherever a data mask is supported, and is refused where it is not.
 """
 
 from ._validation import AccuracyWarning, ConvergenceWarning, RankDeficiencyWarning

@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from ._sparse import SparseMask, coordinates
+
 __all__ = ["AccuracyWarning", "ConvergenceWarning", "RankDeficiencyWarning"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -38,8 +40,11 @@ def as_matrix(X, name: str, *, nonnegative: bool = False, where=None) -> np.ndar
     """Return ``X`` as a 2-D, finite float64 array (without copying when possible).
 
     Lists and integer, boolean or float32 arrays are converted to float64; a scipy
-    sparse matrix is converted to a dense array. With a boolean ``where`` of the same
-    shape, only those entries are checked for finiteness and sign.
+    sparse matrix is converted to a dense array (this is for the factors, which are
+    small: data that may stay sparse go through :func:`as_data`). A numpy masked array
+    with masked entries is refused (missing entries have no meaning here). With a
+    boolean ``where`` of the same shape, only those entries are checked for finiteness
+    and sign.
 
     Raises
     ------
@@ -83,6 +88,21 @@ def _as_array(X, name: str) -> np.ndarray:
     """A 2-D, nonempty float64 array from an array-like (type and shape checks)."""
     if sp.issparse(X):
         X = X.toarray()
+    if isinstance(X, np.ma.MaskedArray):
+        n = int(np.ma.count_masked(X))
+        if n:
+            hint = (
+                ", or give data with missing entries to a function that takes a data "
+                "mask W (nnls, nmf, ssnmf, hnmf, neural_nmf, ...)"
+                if name.startswith("X")
+                else ""
+            )
+            raise ValueError(
+                f"{name} is a masked array with {_count(n, 'masked entry')}, but "
+                f"{name} cannot have missing entries here: fill them in (for example "
+                f"{name}.filled(0)){hint}."
+            )
+        X = np.ma.getdata(X)
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as err:  # ragged nested lists
@@ -106,19 +126,149 @@ def _as_array(X, name: str) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
-def as_masked_data(X, W) -> tuple[np.ndarray, np.ndarray | None]:
+def as_masked_data(X, W):
     """Data ``X`` with an optional 0/1 mask ``W`` (1 = observed).
 
     Returns ``X`` as float64 with the unobserved entries set to 0 (so they may hold
     anything on input, NaN included), and ``W`` as a float 0/1 array (or None). Only
     the observed entries must be finite and nonnegative.
+
+    A numpy masked array ``X`` means ``W = ~X.mask`` (None if nothing is masked); a
+    ``W`` given with it must agree. A sparse ``X`` stays sparse (see :func:`as_data`)
+    and its mask becomes a :class:`~nnmf_lib._sparse.SparseMask`: ``W`` may then be a
+    dense boolean or 0/1 array, or a scipy.sparse 0/1 matrix whose stored ones are the
+    observed entries; ``X`` is returned as ``W * X`` (its unobserved stored entries
+    dropped).
     """
+    if isinstance(X, np.ma.MaskedArray):
+        X, W = unmask(X, W)
+    if sp.issparse(X):
+        X = _as_sparse(X, "X")
+        if sp.issparse(X):  # sparse enough to stay sparse
+            mask = None if W is None else sparse_mask(W, X.shape)
+            if mask is not None:
+                X = mask.restrict(X)
+            _check_sparse_values(X, "X", nonnegative=True)
+            return X, mask
     if W is None:
         return as_matrix(X, "X", nonnegative=True), None
     arr = _as_array(X, "X")
     mask = as_mask(W, arr.shape, "W")
     arr = as_matrix(arr, "X", nonnegative=True, where=mask)
     return np.where(mask, arr, 0.0), mask.astype(float)
+
+
+def unmask(X: np.ma.MaskedArray, W):
+    """The data and the mask ``~X.mask`` of a masked array (checked against ``W``)."""
+    observed = ~np.ma.getmaskarray(X)
+    data = np.ma.getdata(X)
+    if W is None:
+        return data, (None if observed.all() else observed)
+    given = as_mask(W, observed.shape, "W")
+    differ = int(np.count_nonzero(given != observed))
+    if differ:
+        raise ValueError(
+            f"W disagrees with the mask of the masked array X at "
+            f"{_count(differ, 'entry')}: W must be 1 exactly where X is not masked "
+            "(W = ~X.mask); give only one of them."
+        )
+    return data, W
+
+
+# A sparse matrix with at least this fraction of its entries stored is converted to a
+# dense array: 8 bytes per entry dense against 12 (value and index) sparse, so the
+# dense form is no larger, and dense products are faster.
+_DENSE_ENOUGH = 2 / 3
+
+
+def as_data(X, name: str = "X", *, nonnegative: bool = True):
+    """Data that may be sparse: a scipy.sparse ``X`` is kept sparse (see
+    :func:`_as_sparse`), anything else goes through :func:`as_matrix`."""
+    if sp.issparse(X):
+        X = _as_sparse(X, name)
+        if sp.issparse(X):
+            _check_sparse_values(X, name, nonnegative)
+            return X
+    return as_matrix(X, name, nonnegative=nonnegative)
+
+
+def _as_sparse(X, name: str):
+    """A scipy.sparse matrix as canonical float64 CSR (sorted indices, no duplicates;
+    the input itself when it is one already), or as a dense array when at least 2/3
+    of its entries are stored. Type and shape checks only; never calls ``toarray``."""
+    if X.dtype == object or not (
+        np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)
+    ):
+        raise TypeError(
+            f"{name} must be an array of real numbers; got dtype {X.dtype}."
+        )
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real; got complex dtype {X.dtype}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array; got an array of shape {X.shape}."
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"{name} must have at least one row and one column; got shape {X.shape}."
+        )
+    if X.format != "csr":
+        X = X.tocsr()  # a new matrix; duplicates of COO are summed
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.dtype != np.float64:
+        X = X.astype(np.float64)
+    if X.nnz >= _DENSE_ENOUGH * X.shape[0] * X.shape[1]:
+        dense = np.zeros(X.shape)
+        dense[coordinates(X)] = X.data
+        return dense
+    return X
+
+
+def _check_sparse_values(X, name: str, nonnegative: bool) -> None:
+    """The checks of :func:`as_matrix` on the stored entries of a canonical CSR ``X``,
+    with the same messages (positions in row-major order)."""
+    data = X.data
+    if data.size == 0:
+        return
+    low, high = data.min(), data.max()
+    if np.isfinite(low) and np.isfinite(high) and (low >= 0 or not nonnegative):
+        return
+    rows, cols = coordinates(X)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        first = np.flatnonzero(bad)[0]
+        raise ValueError(
+            f"{name} contains {_count(int(bad.sum()), 'NaN or infinite entry')} "
+            f"(the first at row {rows[first]}, column {cols[first]})."
+        )
+    i = int(np.argmin(data))  # the first smallest entry, in row-major order
+    raise ValueError(
+        f"{name} must be nonnegative; it has "
+        f"{_count(int((data < 0).sum()), 'negative entry')} (the smallest is "
+        f"{data[i]:.3g} at row {rows[i]}, column {cols[i]})."
+    )
+
+
+def sparse_mask(W, shape) -> SparseMask:
+    """A data mask for sparse data: from a SparseMask, a dense boolean or 0/1 array, or
+    a scipy.sparse 0/1 matrix (its stored ones are the observed entries)."""
+    if isinstance(W, SparseMask):
+        if W.shape != tuple(shape):
+            raise ValueError(f"W must have shape {tuple(shape)}; got {W.shape}.")
+        return W
+    if not sp.issparse(W):
+        return SparseMask.from_dense(as_mask(W, shape, "W"))
+    if W.shape != tuple(shape):
+        raise ValueError(f"W must have shape {tuple(shape)}; got {W.shape}.")
+    W = W.tocsr()
+    if not W.has_canonical_format:
+        W = W.copy()
+        W.sum_duplicates()
+    values = as_mask(W.data[None, :], (1, W.nnz), "W")[0]  # 0/1 (or boolean) values
+    rows, cols = coordinates(W)
+    return SparseMask.from_pattern(rows[values], cols[values], shape, observed=True)
 
 
 def as_labels(Y, L, n_samples: int, *, required: bool = False):

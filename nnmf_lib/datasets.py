@@ -10,6 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._validation import as_integer_array, check_float, check_int, check_random_state
 from .ssnmf import one_hot
@@ -242,8 +243,9 @@ class LabelledData:
 
     Attributes
     ----------
-    X : ndarray, shape (N, M)
-        Nonnegative data (pixel intensities, or TF-IDF weights of terms).
+    X : ndarray or scipy.sparse.csr_array, shape (N, M)
+        Nonnegative data (pixel intensities, or TF-IDF weights of terms; a text corpus
+        may come as a sparse matrix).
     labels : dict[str, ndarray]
         Integer labels of the samples at each level of a hierarchy, coarsest first.
     class_names : dict[str, list[str]]
@@ -347,6 +349,7 @@ def load_docstrings(
     min_length: int = 200,
     min_df: int = 5,
     max_df: float = 0.3,
+    sparse: bool = False,
 ) -> LabelledData:
     """A text corpus that ships with the installed packages: the docstrings of the
     public functions and classes of 22 modules of numpy, scipy and scikit-learn.
@@ -367,6 +370,18 @@ def load_docstrings(
 
     The result depends only on the installed versions of numpy, scipy and scikit-learn
     (it is the same on every run with the same versions); nothing is downloaded.
+
+    Parameters
+    ----------
+    max_per_module : int, default 80
+    min_length : int, default 200
+    min_df : int, default 5
+        ``min_df=1`` keeps the full vocabulary (every word that passes the other
+        filters); with ``sparse=True`` its memory is that of the nonzero entries.
+    max_df : float, default 0.3
+    sparse : bool, default False
+        Return ``X`` as a ``scipy.sparse.csr_array`` (every function of the library
+        keeps it sparse) instead of a dense array.
 
     Returns
     -------
@@ -409,9 +424,10 @@ def load_docstrings(
         min_df=min_df,
         max_df=max_df,
     )
-    tfidf = vectorizer.fit_transform(documents)
+    tfidf = vectorizer.fit_transform(documents)  # documents x terms, sparse
+    X = sp.csr_array(tfidf.T) if sparse else tfidf.T.toarray()
     return LabelledData(
-        X=tfidf.T.toarray(),
+        X=X,
         labels={"package": np.array(packages), "module": np.array(modules)},
         class_names={"package": list(DOCSTRING_MODULES), "module": module_names},
         feature_names=vectorizer.get_feature_names_out(),

@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._sparse import is_sparse, residual_norm2
 from ._validation import (
     ConvergenceWarning,
+    as_data,
     as_integer_array,
     as_labels,
     as_matrix,
@@ -47,7 +49,7 @@ from ._validation import (
     warn,
 )
 from .hierarchical import _product, product
-from .metrics import predict_labels, relative_error
+from .metrics import _factor_error, predict_labels
 from .nmf import EPS, TINY, _mu_update_A, nmf, stopped
 from .ssnmf import ssnmf
 
@@ -168,9 +170,16 @@ class DeepNMFResult:
         return predict_labels(self.B, self.S[-1])
 
 
+def _sq_error(x, a, s) -> float:
+    """``||x - a s||^2`` (for sparse data without the N x M residual)."""
+    if is_sparse(x):
+        return residual_norm2(x, a, s)
+    return float(np.linalg.norm(x - a @ s) ** 2)
+
+
 def _energy(inputs, A, S, B, LY, L, lam):
     terms = zip(inputs, A, S, strict=True)
-    total = sum(float(np.linalg.norm(x - a @ s) ** 2) for x, a, s in terms)
+    total = sum(_sq_error(x, a, s) for x, a, s in terms)
     if B is not None:
         total += lam * float(np.linalg.norm(L * (B @ S[-1]) - LY) ** 2)
     return total
@@ -224,8 +233,10 @@ def deep_nmf(
 
     Parameters
     ----------
-    X : array_like, shape (N, M)
-        Nonnegative data, one sample per column.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data, one sample per column. A sparse matrix stays sparse (it
+        enters the first layer through products and norms only). Missing entries are
+        not supported: a numpy masked array with masked entries is refused.
     ranks : sequence of int
         ``[k_0, ..., k_L]``, non-increasing.
     radius : int, default 1
@@ -250,7 +261,7 @@ def deep_nmf(
     -------
     DeepNMFResult
     """
-    X = as_matrix(X, "X", nonnegative=True)
+    X = as_data(X, "X")
     ranks = check_ranks(ranks, X)
     radius = check_int(radius, "radius", minimum=0)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
@@ -310,7 +321,9 @@ def deep_nmf(
             f"energy settled (tol={tol:g}).",
             ConvergenceWarning,
         )
-    errors = [relative_error(X, _product(A[: d + 1], S[d])) for d in range(top + 1)]
+    errors = [
+        _factor_error(X, A[0], _product(A[1 : d + 1], S[d])) for d in range(top + 1)
+    ]
     return DeepNMFResult(
         A=A,
         S=S,

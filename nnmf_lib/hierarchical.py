@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import (
+    as_data,
     as_labels,
     as_layers,
     as_masked_data,
@@ -26,7 +27,7 @@ from ._validation import (
     check_random_state,
     check_ranks,
 )
-from .metrics import predict_labels, relative_error
+from .metrics import _factor_error, predict_labels
 from .nmf import nmf
 from .nnls import nnls
 from .ssnmf import ssnmf
@@ -89,8 +90,10 @@ class HNMFResult:
         return product(self.A[: depth + 1], self.S[depth])
 
     def transform(self, X_new) -> list:
-        """Representations of new columns, layer by layer: S[l] = q(A[l], S[l-1])."""
-        S = as_matrix(X_new, "X_new", nonnegative=True)
+        """Representations of new columns, layer by layer: S[l] = q(A[l], S[l-1])
+        (``X_new`` may be sparse, or a masked array whose masked entries the first
+        layer leaves out, as :func:`nnmf_lib.nnls` does)."""
+        S = X_new if isinstance(X_new, np.ma.MaskedArray) else as_data(X_new, "X_new")
         if S.shape[0] != self.A[0].shape[0]:
             raise ValueError(
                 f"X_new must have {self.A[0].shape[0]} rows (the rows of X); "
@@ -128,8 +131,10 @@ def hnmf(
 
     Parameters
     ----------
-    X : array_like, shape (N, M)
-        Nonnegative data, one sample per column.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data, one sample per column. A sparse matrix stays sparse in the
+        first layer (see :func:`nnmf_lib.nmf`); the layers above factor dense k x M
+        coefficients. A numpy masked array means ``W = ~X.mask``.
     ranks : sequence of int
         Topics per layer, ``[k_0, k_1, ..., k_L]``, non-increasing, with
         ``k_0 <= min(N, M)``.
@@ -142,8 +147,9 @@ def hnmf(
         Label mask (default: all labels known).
     lam : float, default 1.0
         Weight of the classification term of the last layer.
-    W : array_like of {0, 1}, shape (N, M), optional
-        Data mask of the first layer (missing entries of ``X``).
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
+        Data mask of the first layer (missing entries of ``X``; with sparse ``X``, as
+        in :func:`nnmf_lib.nmf`).
     init : str, default "nndsvda"
         Initialization of every layer (see :func:`nnmf_lib.initialize`).
     max_iter, tol :
@@ -178,5 +184,5 @@ def hnmf(
         A.append(fit.A)
         S.append(fit.S)
         data = fit.S
-        errors.append(relative_error(X, _product(A, fit.S), W))
+        errors.append(_factor_error(X, A[0], _product(A[1:], fit.S), W))
     return HNMFResult(A, S, B, np.array(errors), layers)

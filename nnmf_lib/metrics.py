@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_mask, as_matrix, check_shape
+from ._sparse import distance2, is_sparse, residual_norm2, sq_norm
+from ._validation import as_data, as_mask, as_matrix, check_shape, sparse_mask, unmask
 
 __all__ = ["accuracy", "predict_labels", "relative_error"]
 
@@ -14,12 +15,16 @@ def relative_error(X, approximation, W=None) -> float:
 
     Parameters
     ----------
-    X : array_like, shape (N, M)
-        The data.
-    approximation : array_like, shape (N, M)
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        The data. A sparse matrix stays sparse: the residual is formed a few columns
+        at a time (exact, O(nnz(X) + N + M) extra memory), or, when the approximation
+        is sparse too, as a sparse difference. A numpy masked array means
+        ``W = ~X.mask``.
+    approximation : array_like or scipy.sparse matrix, shape (N, M)
         Its approximation, for example ``A @ S`` or ``A[0] @ A[1] @ S[1]``.
-    W : array_like of {0, 1}, shape (N, M), optional
-        Restrict the error to the entries where ``W`` is 1.
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
+        Restrict the error to the entries where ``W`` is 1 (with sparse ``X``, a
+        sparse ``W`` lists the observed entries).
 
     Returns
     -------
@@ -27,7 +32,12 @@ def relative_error(X, approximation, W=None) -> float:
         0 for a perfect fit; 1 for the zero approximation. If ``W * X`` is 0 (all-zero
         data), 0 when the approximation is 0 there too, and ``inf`` otherwise.
     """
-    X = as_matrix(X, "X")
+    if isinstance(X, np.ma.MaskedArray):
+        X, W = unmask(X, W)
+        X = np.where(W, X, 0.0) if W is not None else X  # masked entries may be NaN
+    X = as_data(X, "X", nonnegative=False)
+    if is_sparse(X):
+        return _sparse_relative_error(X, approximation, W)
     approximation = as_matrix(approximation, "approximation")
     check_shape(approximation, X.shape, "approximation", "the shape of X")
     R = X - approximation
@@ -36,6 +46,39 @@ def relative_error(X, approximation, W=None) -> float:
         R, X = R * mask, X * mask
     norm_x = np.linalg.norm(X)
     return _ratio(np.linalg.norm(R), norm_x)
+
+
+def _sparse_relative_error(X, approximation, W) -> float:
+    """:func:`relative_error` for sparse ``X`` (validated), never N x M beyond the
+    approximation itself."""
+    mask = None if W is None else sparse_mask(W, X.shape)
+    X = X if mask is None else mask.restrict(X)
+    if is_sparse(approximation):
+        D = as_data(approximation, "approximation", nonnegative=False)
+        check_shape(D, X.shape, "approximation", "the shape of X")
+        R = X - D
+        R = R if mask is None else mask.restrict(R.tocsr())
+        return _ratio(np.sqrt(sq_norm(R)), np.sqrt(sq_norm(X)))
+    D = as_matrix(approximation, "approximation")
+    check_shape(D, X.shape, "approximation", "the shape of X")
+    if mask is not None and mask.observed:  # only the entries of the pattern count
+        r = mask.values_at(X) - D[mask.rows, mask.cols]
+        norm_r2 = float(np.dot(r, r))
+    else:  # all entries, minus the missing ones (where X is 0)
+        norm_r2 = distance2(X, D)
+        if mask is not None:
+            norm_r2 = max(norm_r2 - float(np.sum(D[mask.rows, mask.cols] ** 2)), 0.0)
+    return _ratio(np.sqrt(norm_r2), np.sqrt(sq_norm(X)))
+
+
+def _factor_error(X, A, S, W=None) -> float:
+    """``relative_error(X, A @ S, W)`` for data validated as by
+    :func:`~nnmf_lib._validation.as_masked_data` (sparse data as ``W * X``); for sparse
+    data without forming ``A @ S`` (Gram identity, see ``nnmf_lib._sparse``)."""
+    if not is_sparse(X):
+        return relative_error(X, A @ S, W)
+    norm_x2 = sq_norm(X)
+    return _ratio(np.sqrt(residual_norm2(X, A, S, W, norm_x2)), np.sqrt(norm_x2))
 
 
 def _ratio(norm_r: float, norm_x: float) -> float:

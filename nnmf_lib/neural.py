@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._sparse import SparseMask, axis_max, is_sparse, residual_norm2, sq_norm
 from ._validation import (
     ConvergenceWarning,
     RankDeficiencyWarning,
@@ -90,9 +91,10 @@ def forward(A, X, *, W=None) -> list[np.ndarray]:
     ----------
     A : list of array_like
         Dictionaries ``A[0]`` (N x k_0), ``A[1]`` (k_0 x k_1), ..., nonnegative.
-    X : array_like, shape (N, M)
-        Nonnegative data.
-    W : array_like of {0, 1}, shape (N, M), optional
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data. A sparse matrix stays sparse (see :func:`nnmf_lib.nnls`); a
+        numpy masked array means ``W = ~X.mask``.
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask: the first layer fits only the observed entries of each column.
 
     Returns
@@ -157,6 +159,12 @@ def _layer0(A0, X, Y, W, layer, norm_x2):
         f = norm_x2 - 2.0 * float(np.vdot(AtX, Y)) + float(np.vdot(GY, Y))
         if f > 1e-6 * norm_x2:
             return f, AtX - GY, None
+        if is_sparse(X):  # never the N x M residual (see nnmf_lib._sparse)
+            return max(f, 0.0), AtX - GY, None
+    elif isinstance(W, SparseMask):  # sparse X, given as W * X
+        AtX, WAY = layer.AtX(), W.product(A0, Y)
+        f = residual_norm2(X, A0, Y, W, norm_x2, float(np.vdot(AtX, Y)))
+        return f, AtX - A0.T @ WAY, WAY.residual(X)
     R = X - A0 @ Y
     if W is not None:
         R *= W
@@ -257,8 +265,11 @@ def loss_and_grad(
     ----------
     A : list of array_like
         Dictionaries ``A[0]`` (N x k_0), ..., ``A[L]`` (k_{L-1} x k_L), nonnegative.
-    X : array_like, shape (N, M)
-        Nonnegative data.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data. A sparse matrix stays sparse: it enters through the
+        products of the forward pass and of the gradient of the first layer, and the
+        cost through the Gram identity, O(nnz(X) k_0 + (N + M) k_0^2) per evaluation.
+        A numpy masked array means ``W = ~X.mask``.
     Y : array_like, shape (P, M), optional
         Labels (one-hot). Requires ``B``.
     L : array_like of {0, 1}, shape (P, M), optional
@@ -267,8 +278,9 @@ def loss_and_grad(
         Classifier.
     lam : float, default 1.0
         Weight of the classification term (the paper's cost (7) has 1).
-    W : array_like of {0, 1}, shape (N, M), optional
-        Data mask (first layer and reconstruction term).
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
+        Data mask (first layer and reconstruction term; with sparse ``X``, as in
+        :func:`nnmf_lib.nnls`).
     loss : {"reconstruction", "energy"}
 
     Returns
@@ -294,7 +306,10 @@ def loss_and_grad(
         B = as_matrix(B, "B")
         check_shape(B, (labels.Y.shape[0], A[-1].shape[1]), "B", "classes x k_L")
     layers = _forward(A, X, W)
-    norm_x2 = float(np.vdot(X, X)) if W is None else float(np.vdot(W * X, W * X))
+    if W is None or is_sparse(X):  # sparse X arrives as W * X
+        norm_x2 = sq_norm(X)
+    else:
+        norm_x2 = float(np.vdot(W * X, W * X))
     fit = _cost(A, B, X, layers, W, labels, loss, norm_x2)
     grads, grad_B, singular = _gradient(A, B, X, layers, W, labels, loss, fit)
     _warn_layers(layers, "loss_and_grad")
@@ -426,14 +441,17 @@ def neural_nmf(
 
     Parameters
     ----------
-    X : array_like, shape (N, M)
-        Nonnegative data, one sample per column.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data, one sample per column. A sparse matrix stays sparse (see
+        :func:`loss_and_grad`): an epoch costs O(nnz(X) k_0 + (N + M) k_0^2) for the
+        first layer, and memory stays O(nnz(X) + (N + M) k_0 + M k_0^2). A numpy
+        masked array means ``W = ~X.mask``.
     ranks : sequence of int
         ``[k_0, ..., k_L]``, non-increasing.
     Y, L, lam :
         Labels (P x M, one-hot), label mask and weight of the classification term.
-    W : array_like of {0, 1}, shape (N, M), optional
-        Data mask.
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
+        Data mask (with sparse ``X``, as in :func:`nnmf_lib.nmf`).
     loss : {"reconstruction", "energy"}, default "reconstruction"
         The paper's cost (7), or the sum of the layers' own errors.
     init : "hnmf", "random" or list of arrays
@@ -545,8 +563,8 @@ class _Problem:
 
     @classmethod
     def build(cls, X, W, labels, loss) -> _Problem:
-        WX = X if W is None else W * X
-        return cls(X, W, labels, loss, float(np.vdot(WX, WX)), _exponent(X.max(axis=0)))
+        WX = X if W is None or is_sparse(X) else W * X  # sparse X arrives as W * X
+        return cls(X, W, labels, loss, sq_norm(WX), _exponent(axis_max(X, 0)))
 
     def forward(self, A, previous=None):
         """Forward pass, warm-started from the supports of ``previous`` if given."""

@@ -14,6 +14,12 @@ Three algorithms minimize the (optionally masked) objective
 
 Shapes follow the book: ``X`` is N x M (one sample per column), ``A`` is N x k
 (topics as columns), ``S`` is k x M. This is the transpose of scikit-learn's ``NMF``.
+
+A scipy.sparse ``X`` stays sparse: it enters only through the products
+:math:`A^\top X` and :math:`X S^\top` and its norm, so an iteration costs
+O(nnz(X) k + (N + M) k^2) time and O(nnz(X) + (N + M) k) memory. A data mask then
+costs O(nnz(P) k) more, P the smaller of its observed and missing sets (see
+``nnmf_lib._sparse``).
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._sparse import SparseMask, axis_max, is_sparse, residual_norm2, sq_norm
 from ._validation import (
     ConvergenceWarning,
+    as_data,
     as_masked_data,
     as_matrix,
     check_choice,
@@ -81,6 +89,8 @@ class NMFResult:
 
 def _svd(X: np.ndarray, k: int, rng: np.random.Generator):
     """Leading k singular triplets (randomized for large matrices, exact for small)."""
+    if min(X.shape) <= 200 and is_sparse(X):
+        return _gram_svd(X, k)
     if min(X.shape) <= 200:
         U, s, Vt = np.linalg.svd(X, full_matrices=False)
         return U[:, :k], s[:k], Vt[:k]
@@ -88,6 +98,19 @@ def _svd(X: np.ndarray, k: int, rng: np.random.Generator):
 
     seed = int(rng.integers(2**31 - 1))
     return randomized_svd(X, k, n_iter=7, random_state=seed)
+
+
+def _gram_svd(X, k: int):
+    """Leading k singular triplets of a sparse X with min(N, M) <= 200, from the
+    eigendecomposition of its small Gram matrix (X X^T or X^T X): no N x M array."""
+    wide = X.shape[0] < X.shape[1]
+    gram = (X @ X.T) if wide else (X.T @ X)  # a small sparse product
+    lam, V = np.linalg.eigh(gram.toarray())
+    order = np.argsort(lam)[::-1][:k]
+    sigma = np.sqrt(np.maximum(lam[order], 0.0))
+    V = V[:, order]
+    other = ((X.T @ V) if wide else (X @ V)) / np.where(sigma > 0, sigma, np.inf)
+    return (V, sigma, other.T) if wide else (other, sigma, V.T)
 
 
 def initialize(X, k: int, init: str = "nndsvda", *, random_state=None):
@@ -111,8 +134,9 @@ def initialize(X, k: int, init: str = "nndsvda", *, random_state=None):
 
     Parameters
     ----------
-    X : array_like, shape (N, M)
-        Nonnegative data.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data. A sparse matrix stays sparse (its singular vectors come from
+        products with it).
     k : int
         Rank, ``1 <= k <= min(N, M)``.
     init : {"nndsvda", "nndsvd", "nndsvdar", "random"}
@@ -124,7 +148,7 @@ def initialize(X, k: int, init: str = "nndsvda", *, random_state=None):
     A : ndarray, shape (N, k)
     S : ndarray, shape (k, M)
     """
-    X = as_matrix(X, "X", nonnegative=True)
+    X = as_data(X, "X")
     k = check_rank(k, X)
     init = check_choice(init, "init", INITS)
     rng = check_random_state(random_state)
@@ -175,6 +199,8 @@ def _objective(X, A, S, W, norm_x2, cross=None):
     When the fit is so close that this difference would lose digits (an error below 1%
     of the data), the residual is computed directly instead.
     """
+    if is_sparse(X):  # never the N x M residual
+        return residual_norm2(X, A, S, W, norm_x2, cross)
     if W is None:
         if cross is None:
             cross = float(np.vdot(A.T @ X, S))
@@ -185,6 +211,12 @@ def _objective(X, A, S, W, norm_x2, cross=None):
     if W is not None:
         R *= W
     return float(np.vdot(R, R))
+
+
+def _masked(W, A, S):
+    """``W * (A @ S)``: an N x M array, or for a :class:`SparseMask` an operator that
+    multiplies thin matrices without forming it."""
+    return W.product(A, S) if isinstance(W, SparseMask) else W * (A @ S)
 
 
 def stopped(history: list[float], tol: float, window: int = 10) -> bool:
@@ -207,7 +239,7 @@ def _mu_update_A(WX, A, S, W):
     if W is None:
         denominator = A @ (S @ S.T)  # k x k first: O(Nk^2) instead of O(NMk)
     else:
-        denominator = (W * (A @ S)) @ S.T
+        denominator = _masked(W, A, S) @ S.T
     return np.maximum(EPS, A * (WX @ S.T) / np.maximum(denominator, TINY))
 
 
@@ -215,16 +247,16 @@ def _mu_terms_S(WX, A, S, W):
     """Numerator and denominator of the multiplicative update of S."""
     if W is None:
         return A.T @ WX, (A.T @ A) @ S
-    return A.T @ WX, A.T @ (W * (A @ S))
+    return A.T @ WX, A.T @ _masked(W, A, S)
 
 
 def _mu_step(X, A, S, W, norm_x2):
     """One pass of multiplicative updates, A then S (Lee & Seung 2001, masked)."""
-    WX = X if W is None else W * X
+    WX = X if W is None or is_sparse(X) else W * X  # sparse X arrives as W * X
     A = _mu_update_A(WX, A, S, W)
     numerator, denominator = _mu_terms_S(WX, A, S, W)
     S = np.maximum(EPS, S * numerator / np.maximum(denominator, TINY))
-    cross = float(np.vdot(numerator, S)) if W is None else None
+    cross = float(np.vdot(numerator, S)) if W is None or is_sparse(X) else None
     return A, S, _objective(X, A, S, W, norm_x2, cross)
 
 
@@ -251,6 +283,8 @@ def _hals_rows_masked(S, A, R, W):
 
 
 def _hals_step(X, A, S, W, norm_x2):
+    if isinstance(W, SparseMask):  # sparse data: the residual lives on W's pattern
+        return _hals_step_sparse_mask(X, A, S, W, norm_x2)
     if W is None:
         S = _hals_rows(S, A.T @ X, A.T @ A)
         XSt = X @ S.T
@@ -260,6 +294,48 @@ def _hals_step(X, A, S, W, norm_x2):
     S = _hals_rows_masked(S, A, R, W)
     A = _hals_rows_masked(A.T, S.T, R.T, W.T).T
     return A, S, _objective(X, A, S, W, norm_x2)
+
+
+def _hals_step_sparse_mask(X, A, S, W, norm_x2):
+    """HALS with a :class:`SparseMask` for sparse ``X`` (given as ``W * X``).
+
+    The residual ``r = X - A S`` is kept only on the mask's pattern P. For a mask
+    stored by its observed entries that is all the objective sees; for one stored by
+    its missing entries, the sums over the observed entries are the sums over all
+    entries (Gram form, as without a mask) minus those over P.
+    """
+    r = W.values_at(X) - W.sample(A, S)
+    full = None if W.observed else (A.T @ X, A.T @ A)
+    S = _hals_rows_sparse(S, A, r, W.cols, W.rows, full)
+    XSt = X @ S.T
+    full = None if W.observed else (XSt.T, S @ S.T)
+    A = _hals_rows_sparse(A.T, S.T, r, W.rows, W.cols, full).T
+    if W.observed:
+        return A, S, float(np.dot(r, r))
+    f = norm_x2 - 2.0 * float(np.vdot(A, XSt)) + float(np.vdot(A.T @ A, S @ S.T))
+    return A, S, max(f - float(np.dot(r, r)), 0.0)
+
+
+def _hals_rows_sparse(U, V, r, iu, iv, full):
+    """Masked HALS over the rows of U (k x m) for the model ``V U`` on a sparse
+    pattern: entry e of the pattern is at column ``iu[e]`` of U and row ``iv[e]`` of V,
+    ``r`` is the residual there (updated in place). ``full`` is ``(V^T X, V^T V)`` for
+    a mask stored by its missing entries (sums over all entries, minus the pattern's),
+    None for one stored by its observed entries."""
+    m = U.shape[1]
+    for j in range(U.shape[0]):  # loop over the k components
+        v = V[:, j][iv]
+        work = v * r  # one temporary of the pattern's size, reused
+        g = np.bincount(iu, weights=work, minlength=m)
+        a2 = np.bincount(iu, weights=np.multiply(v, v, out=work), minlength=m)
+        if full is not None:
+            VtX, G = full
+            a2, g = G[j, j] - a2, VtX[j] - G[j] @ U - g
+        new = np.where(a2 > 0, U[j] + g / np.where(a2 > 0, a2, 1), U[j])
+        new = np.maximum(EPS, new)
+        r -= np.multiply(v, (new - U[j])[iu], out=work)
+        U[j] = new
+    return U
 
 
 def _anls_step(X, A, S, norm_x2, exps, tally):
@@ -298,17 +374,22 @@ def nmf(
 
     Parameters
     ----------
-    X : array_like, shape (N, M)
+    X : array_like or scipy.sparse matrix, shape (N, M)
         Nonnegative data, one sample per column. Entries where ``W`` is 0 are ignored
-        (they may hold any finite value).
+        (they may hold any value). A scipy.sparse matrix (CSR, CSC, COO) stays sparse:
+        each iteration costs O(nnz(X) k + (N + M) k^2). A numpy masked array means
+        ``W = ~X.mask``.
     k : int
         Number of topics, ``1 <= k <= min(N, M)``.
     method : {"hals", "mu", "anls"}, default "hals"
         ``"mu"``: multiplicative updates (A, then S), entries kept >= 1e-16;
         ``"hals"``: exact updates of one row of S / column of A at a time;
         ``"anls"``: exact alternating nonnegative least squares (no mask support).
-    W : array_like of {0, 1}, shape (N, M), optional
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask: 1 where ``X`` is observed. Supported by ``"mu"`` and ``"hals"``.
+        With sparse ``X`` it may be dense (kept as the smaller of its observed and
+        missing sets) or sparse (its stored ones are the observed entries), and adds
+        O(nnz k) per iteration, nnz the size of that set.
     init : {"nndsvda", "nndsvd", "nndsvdar", "random"} or tuple (A0, S0)
         Initialization (see :func:`initialize`), or explicit starting factors.
     max_iter : int, default 1000
@@ -336,19 +417,20 @@ def nmf(
     rng = check_random_state(random_state)
     if W is not None and method == "anls":
         raise ValueError(
-            "method='anls' does not support a data mask W (its least-squares "
-            "subproblems would differ column by column); use method='hals' or 'mu'."
+            "method='anls' does not support a data mask W (nor a masked array X: "
+            "its least-squares subproblems would differ column by column); use "
+            "method='hals' or 'mu'."
         )
     A, S = _start(X, k, init, rng, method)
-    WX = X if W is None else W * X
-    norm_x2 = float(np.vdot(WX, WX))
+    WX = X if W is None or is_sparse(X) else W * X  # sparse X arrives as W * X
+    norm_x2 = sq_norm(WX)
 
     history = [_objective(X, A, S, W, norm_x2)]
     start = time.perf_counter()
     elapsed = [0.0]
     converged = False
     if method == "anls":  # what stays fixed over the iterations
-        exps, tally = (_exponent(X.max(axis=0)), _exponent(X.max(axis=1))), _Tally()
+        exps, tally = (_exponent(axis_max(X, 0)), _exponent(axis_max(X, 1))), _Tally()
     for _ in range(max_iter):
         if method == "mu":
             A, S, f = _mu_step(X, A, S, W, norm_x2)

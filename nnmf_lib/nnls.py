@@ -42,10 +42,20 @@ import numpy as np
 import threadpoolctl
 from scipy.linalg import lapack
 
+from ._sparse import (
+    SparseMask,
+    abs_max,
+    axis_max,
+    is_sparse,
+    sampled,
+    scale,
+    scale_columns,
+)
 from ._validation import (
     AccuracyWarning,
     ConvergenceWarning,
     RankDeficiencyWarning,
+    as_data,
     as_mask,
     as_masked_data,
     as_matrix,
@@ -71,6 +81,9 @@ _COND_EXACT = 1e4
 # Singular values of R on a support below _RCOND times the largest are treated as
 # zero: the support is rank-deficient and the minimum-norm solution is used.
 _RCOND = 1e-12
+# With sparse data and a mask, eigenvalues of Q^T diag(w) Q (at most 1) below this
+# are rounding errors: directions of A that the mask removes entirely.
+_GRAM_FLOOR = 1e-13
 # Up to this many topics, all supports are solved in one padded batch (fewer calls).
 _PAD_K = 16
 # Upper bound on the number of entries gathered at once (memory guard).
@@ -207,6 +220,8 @@ def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
         with _one_thread(A.size >= 4096):  # threads thrash in QR on a busy machine
             Q, R = _qr(A)
         project = (lambda X: Q.T @ X) if X is not None else None
+    elif isinstance(W, SparseMask):  # sparse data: per-column factors from Grams
+        R, project = _sparse_masked_qr(A, W)
     else:  # one factorization per column; X enters through the same loop
         R, c = _masked_qr(A, X, W)
         project = (lambda X: _masked_qr(A, X, W)[1]) if X is not None else None
@@ -215,13 +230,14 @@ def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
         return _Reduced(R, C, m, a)
     # The columns of X are scaled by powers of two after the product when their
     # scales are moderate (checked on the result), before it otherwise.
-    c = project(X) if W is None else c  # the one N x M product
+    if W is None or isinstance(W, SparseMask):
+        c = project(X)  # the one N x M product (sparse X: O(nnz(X) k))
     e = _exponent(np.abs(c).max(axis=0)) if x_exp is None else x_exp
     if np.isfinite(c).all() and e.min() > -_SAFE_EXP and e.max() < _SAFE_EXP:
         c = np.ldexp(c, -e)
     else:  # data of extreme scale
-        e = _exponent(X.max(axis=0))
-        c = project(np.ldexp(X, -e))
+        e = _exponent(axis_max(X, 0))
+        c = project(scale_columns(X, e))
     return _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e)
 
 
@@ -248,6 +264,30 @@ def _masked_qr(A, X, W):
         if X is not None:
             c[:, sl] = np.einsum("mnr,nm->rm", Q, X[:, sl])
     return R, c
+
+
+def _sparse_masked_qr(A, W: SparseMask):
+    """Per-column factors for sparse data with a mask, without an N x M array.
+
+    With ``A = Q R`` and the Gram matrices ``G_m = Q^T diag(w_m) Q = V_m L_m V_m^T``
+    (conditioned by the mask only: Q is orthonormal), ``R_m = L_m^(1/2) V_m^T R``
+    satisfies ``R_m^T R_m = A^T diag(w_m) A``, and ``c_m = L_m^(-1/2) V_m^T Q^T x_m``
+    (for ``X = W * X``) makes ``||w_m * (x_m - A s)||^2 = ||c_m - R_m s||^2`` plus a
+    constant. O(nnz(P) k^2 + M k^3) time; returns the M x r x k stack of ``R_m`` and
+    the projection ``X -> c``.
+    """
+    with _one_thread(A.size >= 4096):
+        Q, R = _qr(A)
+    lam, V = np.linalg.eigh(W.grams(Q))  # M x r and M x r x r
+    keep = lam > _GRAM_FLOOR
+    root = np.sqrt(np.where(keep, lam, 0.0))
+    inv = np.divide(1.0, root, out=np.zeros_like(root), where=keep)
+    Rm = (root[:, :, None] * np.swapaxes(V, 1, 2)) @ R
+
+    def project(X):
+        return np.einsum("mji,jm->im", V, Q.T @ X) * inv.T
+
+    return Rm, project
 
 
 # ----------------------------------------------------------------------------------
@@ -670,13 +710,20 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     ----------
     A : array_like, shape (N, k)
         Nonnegative dictionary (topics as columns).
-    X : array_like, shape (N, M)
+    X : array_like or scipy.sparse matrix, shape (N, M)
         Nonnegative data, one sample per column. Where ``W`` is 0 the entries are
-        ignored and may hold anything (NaN included).
-    W : array_like of {0, 1}, shape (N, M), optional
+        ignored and may hold anything (NaN included). A scipy.sparse matrix (CSR, CSC,
+        COO) stays sparse: it enters only through :math:`Q^\top X` (``A = QR``), in
+        O(nnz(X) k) time and O(nnz(X) + (N + M) k) memory, plus one k x k factor per
+        distinct passive set. A numpy masked array means ``W = ~X.mask``.
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask: solve :math:`\min_{S\ge0} \|W \odot (X - AS)\|_F`, so that each
         column is fitted on its observed entries only. Each column then has its own
-        factorization, which costs O(N M k^2) time.
+        factorization, which costs O(N M k^2) time for dense ``X``. For sparse ``X``,
+        ``W`` may be dense (it is kept as the smaller of its observed and missing
+        sets, P) or sparse (its stored ones are the observed entries); the factors
+        then come from the per-column Gram matrices of the orthonormal factor of
+        ``A``, in O(nnz(P) k^2 + M k^3) time.
     support : array_like of bool, shape (k, M), optional
         Warm start: the passive set to begin from, for example ``S_prev > 0`` from a
         previous, nearby problem. Default: start from the empty set.
@@ -834,10 +881,11 @@ def kkt_residual(A, X, S, W=None) -> float:
     Parameters
     ----------
     A : array_like, shape (N, k)
-    X : array_like, shape (N, M)
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        The data (see :func:`nnls`; sparse data stay sparse).
     S : array_like, shape (k, M)
         Candidate solution; it may have negative entries (they count as violations).
-    W : array_like of {0, 1}, shape (N, M), optional
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask of the problem (see :func:`nnls`).
 
     Returns
@@ -845,8 +893,8 @@ def kkt_residual(A, X, S, W=None) -> float:
     float
     """
     A = as_matrix(A, "A")
-    if W is None:
-        X = as_matrix(X, "X")
+    if W is None and not isinstance(X, np.ma.MaskedArray):
+        X = as_data(X, "X", nonnegative=False)
     else:
         X, W = as_masked_data(X, W)
     S = as_matrix(S, "S")
@@ -855,16 +903,18 @@ def kkt_residual(A, X, S, W=None) -> float:
     # r is unchanged by (A, S) -> (A t, S / t) and by (X, S) -> (X t, S t): use powers
     # of two that bring every entry to at most 1.
     ea = _exponent(np.abs(A).max())
-    f = max(_exponent(np.abs(X).max()), _exponent(np.abs(S).max()) + ea)
-    A, X, S = np.ldexp(A, -ea), np.ldexp(X, -f), np.ldexp(S, ea - f)
+    f = max(_exponent(abs_max(X)), _exponent(np.abs(S).max()) + ea)
+    A, X, S = np.ldexp(A, -ea), scale(X, f), np.ldexp(S, ea - f)
     return _kkt(*_grams(A, X, W), S)
 
 
 def _grams(A: np.ndarray, X: np.ndarray, W) -> tuple[np.ndarray, np.ndarray]:
     """``A^T A`` and ``A^T X``, or with a mask the per-column ``A^T diag(w_m) A`` and
-    ``A^T (W * X)``."""
+    ``A^T (W * X)`` (sparse data arrive as ``W * X``)."""
     if W is None:
         return A.T @ A, A.T @ X
+    if isinstance(W, SparseMask):
+        return W.grams(A), A.T @ X
     return np.einsum("nm,ni,nj->mij", W, A, A, optimize=True), A.T @ (W * X)
 
 
@@ -890,13 +940,13 @@ def nnls_vjp(A, X, S, G, W=None):
     ----------
     A : array_like, shape (N, k)
         Nonnegative dictionary.
-    X : array_like, shape (N, M)
-        Nonnegative data.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data (see :func:`nnls`; sparse data stay sparse).
     S : array_like, shape (k, M)
         ``nnls(A, X)``; its support (``S > 0``) selects the active columns of ``A``.
     G : array_like, shape (k, M)
         Upstream gradient, the derivative of the loss with respect to ``S``.
-    W : array_like of {0, 1}, shape (N, M), optional
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask of the problem (see :func:`nnls`): :math:`A_T^\top A_T` becomes
         :math:`A_T^\top \operatorname{diag}(w) A_T`, and both gradients are masked,
         :math:`\partial/\partial x = w \odot A_T z` and
@@ -905,7 +955,11 @@ def nnls_vjp(A, X, S, G, W=None):
     Returns
     -------
     dA : ndarray, shape (N, k)
-    dX : ndarray, shape (N, M)
+    dX : ndarray or scipy.sparse CSR array, shape (N, M)
+        For sparse ``X``, the derivative with respect to its stored values only (those
+        of ``W * X`` with a mask): a CSR array with the pattern of ``X``, in O(nnz(X)
+        k) time. The derivative with respect to its zeros is not formed (it would be
+        a dense N x M matrix).
 
     Warns
     -----
@@ -962,8 +1016,18 @@ def _vjp(A, X, S, G, W=None, solution=None):
     ``dA = X Z^T - A (S Z^T + Z S^T)``: one product with the N x M data.
     """
     Z, singular = _vjp_z(solution, A, S, G, W)
+    if is_sparse(X):  # never N x M: dX only at the stored entries
+        return _vjp_dA(A, X, S, Z, W), sampled(X, A, Z), singular
     AZ = A @ Z
     if W is None:
         return X @ Z.T - A @ (S @ Z.T + Z @ S.T), AZ, singular
     dX = W * AZ
     return (W * (X - A @ S)) @ Z.T - dX @ S.T, dX, singular
+
+
+def _vjp_dA(A, X, S, Z, W=None):
+    """``dA = (W * (X - A S)) Z^T - (W * (A Z)) S^T`` for sparse ``X`` (given as
+    ``W * X``) and a :class:`SparseMask` ``W`` (or None), in O((nnz(X) + nnz(P)) k)."""
+    if W is None:
+        return X @ Z.T - A @ (S @ Z.T + Z @ S.T)
+    return X @ Z.T - W.product(A, S) @ Z.T - W.product(A, Z) @ S.T

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._sparse import is_sparse, sq_norm
 from ._validation import (
     ConvergenceWarning,
+    as_data,
     as_labels,
     as_masked_data,
     as_matrix,
@@ -101,8 +103,11 @@ class SSNMFResult:
     converged: bool
 
     def transform(self, X_new) -> np.ndarray:
-        """Representation of new columns: :math:`S_{new} = q(A, X_{new})` by NNLS."""
-        X_new = as_matrix(X_new, "X_new", nonnegative=True)
+        """Representation of new columns: :math:`S_{new} = q(A, X_{new})` by NNLS
+        (``X_new`` may be sparse, or a masked array whose masked entries are left out,
+        as by :func:`nnmf_lib.nnls`)."""
+        if not isinstance(X_new, np.ma.MaskedArray):
+            X_new = as_data(X_new, "X_new")
         if X_new.shape[0] != self.A.shape[0]:
             raise ValueError(
                 f"X_new must have {self.A.shape[0]} rows (the rows of X); "
@@ -162,8 +167,9 @@ def ssnmf(
 
     Parameters
     ----------
-    X : array_like, shape (N, M)
-        Nonnegative data, one sample per column.
+    X : array_like or scipy.sparse matrix, shape (N, M)
+        Nonnegative data, one sample per column. A sparse matrix stays sparse (see
+        :func:`nnmf_lib.nmf`); a numpy masked array means ``W = ~X.mask``.
     k : int
         Number of topics.
     Y : array_like, shape (P, M)
@@ -171,8 +177,9 @@ def ssnmf(
         label is unknown may hold anything finite; they are masked by ``L``.
     L : array_like of {0, 1}, shape (P, M), optional
         Label mask (see :func:`label_mask`). Default: every label is known.
-    W : array_like of {0, 1}, shape (N, M), optional
-        Data mask, 1 where ``X`` is observed. Default: everything is observed.
+    W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
+        Data mask, 1 where ``X`` is observed. Default: everything is observed. With
+        sparse ``X``, as in :func:`nnmf_lib.nmf`.
     lam : float, default 1.0
         Weight of the classification term, ``>= 0``.
     init : {"nndsvda", "nndsvd", "nndsvdar", "random"} or tuple (A0, S0)
@@ -207,10 +214,10 @@ def ssnmf(
     else:
         B = np.maximum(EPS, as_matrix(B0, "B0", nonnegative=True))
         check_shape(B, (Y.shape[0], k), "B0", "classes x k")
-    WX = X if W is None else W * X
+    WX = X if W is None or is_sparse(X) else W * X  # sparse X arrives as W * X
     LY = L * Y
 
-    norm_x2 = float(np.vdot(WX, WX))
+    norm_x2 = sq_norm(WX)
     recon = _objective(X, A, S, W, norm_x2)
     E = L * (B @ S) - LY
     history, reconstruction, elapsed = (
