@@ -27,8 +27,10 @@ _phase = contextvars.ContextVar("nnmf_lib_phase", default=None)
 
 @contextlib.contextmanager
 def phase(label: str):
-    """Label the progress bars of the calls made inside the block."""
-    token = _phase.set(label)
+    """Label the progress bars and warnings of the calls made inside the block
+    (nested labels are joined: "neural_nmf start, hnmf layer 1/2")."""
+    outer = _phase.get()
+    token = _phase.set(label if outer is None else f"{outer}, {label}")
     try:
         yield
     finally:
@@ -44,9 +46,7 @@ class Progress:
         if verbose:
             from tqdm.auto import tqdm
 
-            label = _phase.get()
-            desc = name if label is None else f"{label}: {name}"
-            self.bar = tqdm(total=total, desc=desc, unit=unit, leave=True)
+            self.bar = tqdm(total=total, desc=labelled(name), unit=unit, leave=True)
 
     def update(self, cost: float) -> None:
         if self.bar is not None:
@@ -89,8 +89,15 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
+def labelled(what: str) -> str:
+    """``what``, prefixed by the phase of the run it belongs to, if any."""
+    label = _phase.get()
+    return what if label is None else f"{label}: {what}"
+
+
 def unconverged_message(what: str, reason: str, budget, tol: float) -> str:
     """The ConvergenceWarning of a run that stopped on a budget before ``tol``."""
+    what = labelled(what)
     unit = " s" if reason == "max_time" else ""
     remedy = f"increase {reason}" + (" or tol" if reason != "max_time" else "")
     return (

@@ -34,6 +34,7 @@ from ._run import (
     Progress,
     check_bool,
     check_max_time,
+    labelled,
     scale_exponent,
     scaled,
     unconverged_message,
@@ -524,7 +525,7 @@ def _verdict(what, reason, relative_error, max_iter, max_time, tol) -> str:
     (a relative error above 1, which S = 0 beats); return the final stop reason."""
     if reason == "tol" and relative_error > 1:
         warn(
-            f"{what} met its stopping rule with a relative error of "
+            f"{labelled(what)} met its stopping rule with a relative error of "
             f"{relative_error:.3g}, worse than the zero matrix: it is reported as "
             "not converged. Try another init or rescale X.",
             ConvergenceWarning,
