@@ -47,18 +47,45 @@ __all__ = ["SSNMFResult", "label_mask", "one_hot", "ssnmf"]
 
 
 def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
-    """The P x M one-hot matrix ``Y`` of integer labels ``0 .. P-1``, one per sample."""
+    """The P x M one-hot matrix ``Y`` of integer labels ``0 .. P-1``, one per sample.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (M,)
+        Class of every sample, ``>= 0``.
+    n_classes : int, optional
+        P, at least 1 and more than the largest label. Default: the largest label
+        plus one (required when ``labels`` is empty).
+
+    Examples
+    --------
+    >>> one_hot([0, 2, 1])
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
+    """
     labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    if labels.ndim != 1 or not (
+        np.issubdtype(labels.dtype, np.integer) or labels.size == 0
+    ):
         raise ValueError(
             f"labels must be a 1-D array of integers; got shape {labels.shape}, "
             f"dtype {labels.dtype}."
         )
+    labels = labels.astype(np.intp, copy=False)
     if labels.size and labels.min() < 0:
         raise ValueError(f"labels must be >= 0; found {labels.min()}.")
-    P = int(labels.max()) + 1 if n_classes is None else n_classes
+    if n_classes is None:
+        if labels.size == 0:
+            raise ValueError("n_classes is required when labels is empty.")
+        P = int(labels.max()) + 1
+    else:
+        P = check_int(n_classes, "n_classes", minimum=1)
     if labels.size and labels.max() >= P:
-        raise ValueError(f"labels must be < n_classes = {P}; found {labels.max()}.")
+        raise ValueError(
+            f"labels must be < n_classes = {P}; found {labels.max()}: n_classes is "
+            f"too small for the labels, pass n_classes >= {labels.max() + 1}."
+        )
     Y = np.zeros((P, labels.size))
     Y[labels, np.arange(labels.size)] = 1.0
     return Y
