@@ -126,3 +126,11 @@ def scale_exponent(X) -> int:
 def scaled(X, e: int):
     """``X * 2**-e`` as a new array or sparse matrix (the input is not modified)."""
     return X if e == 0 else X * np.ldexp(1.0, -e)
+
+
+def scaled_weight(lam: float, e: int) -> float:
+    """The label weight for data divided by 2^e: ``lam / 4^e`` keeps the same problem
+    (the label term does not scale with X). Its exponent is clipped to +-400, so that
+    neither term overflows: beyond that one term outweighs the other by more than
+    1e120 anyway."""
+    return float(np.ldexp(lam, int(np.clip(-2 * e, -400, 400))))

@@ -44,6 +44,7 @@ from ._run import (
     phase,
     scale_exponent,
     scaled,
+    scaled_weight,
     unconverged_message,
 )
 from ._sparse import is_sparse, residual_norm2
@@ -329,7 +330,7 @@ def deep_nmf(
     radius = min(radius, M - 1)  # a wider window holds no more samples
     # Work on X / 2^e; the same problem needs S / 2^e, B 2^e and lam / 4^e.
     e = scale_exponent(X)
-    data, lam = scaled(X, e), float(np.ldexp(lam, -2 * e))
+    data, lam = scaled(X, e), scaled_weight(lam, e)
 
     # Forward pass: NMF per layer, pooling in between.
     inputs, A, S, where, B = [data], [], [], [], None

@@ -36,6 +36,7 @@ from ._run import (
     phase,
     scale_exponent,
     scaled,
+    scaled_weight,
     unconverged_message,
 )
 from ._sparse import SparseMask, axis_max, is_sparse, residual_norm2, sq_norm
@@ -538,7 +539,7 @@ def neural_nmf(
     e = scale_exponent(X)
     X = scaled(X, e)
     if labels is not None and e:
-        labels = _Labels(labels.Y, labels.L, float(np.ldexp(labels.lam, -2 * e)))
+        labels = _Labels(labels.Y, labels.L, scaled_weight(labels.lam, e))
     start = dict(max_iter=init_max_iter, max_time=deadline.remaining(), verbose=verbose)
     with phase("neural_nmf start"):
         A = _initial_layers(init, X, W, ranks, labels, rng, start)

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._run import Deadline, Progress, check_bool, check_max_time, scale_exponent, scaled
+from ._run import (
+    Deadline,
+    Progress,
+    check_bool,
+    check_max_time,
+    scale_exponent,
+    scaled,
+    scaled_weight,
+)
 from ._sparse import is_sparse, sq_norm
 from ._validation import (
     as_data,
@@ -267,7 +275,7 @@ def ssnmf(
     rng = check_random_state(random_state)
     # Work on X / 2^e; the same problem needs S / 2^e, B 2^e and lam / 4^e.
     e = scale_exponent(X)
-    X, lam = scaled(X, e), float(np.ldexp(lam, -2 * e))
+    X, lam = scaled(X, e), scaled_weight(lam, e)
     A, S = _start(X, k, init, rng, "mu", e)
     B = _start_classifier(B0, Y, L, S, k, rng, e)
     A, B, S, history, reconstruction, elapsed, reason = _iterate(
