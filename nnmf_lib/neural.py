@@ -10,7 +10,8 @@ where :math:`q(A, X) = \operatorname{argmin}_{S \ge 0} \|X - AS\|_F` is computed
 Only the :math:`A^{(\ell)}` (and the classifier :math:`B`) are free; every
 :math:`S^{(\ell)}` is a function of them. Two costs are offered:
 
-- ``"reconstruction"``, the paper's cost (7):
+- ``"reconstruction"``, which is the paper's cost (7) when ``lam = 1`` and ``W`` is
+  all ones:
   :math:`C = \|W \odot (X - A^{(0)} \cdots A^{(\mathcal L)} S^{(\mathcal L)})\|_F^2
   + \lambda \|L \odot (Y - B S^{(\mathcal L)})\|_F^2`;
 - ``"energy"``: :math:`E = \sum_\ell \|S^{(\ell-1)} - A^{(\ell)} S^{(\ell)}\|_F^2
@@ -471,7 +472,8 @@ def neural_nmf(
     W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask (with sparse ``X``, as in :func:`nnmf_lib.nmf`).
     loss : {"reconstruction", "energy"}, default "reconstruction"
-        The paper's cost (7), or the sum of the layers' own errors.
+        The paper's cost (7) (with weight ``lam`` and mask ``W``), or the sum of the
+        layers' own errors.
     init : "hnmf", "random" or list of arrays
         Starting dictionaries: from hierarchical NMF (default; with a semi-supervised
         last layer when labels are given), random, or given.
