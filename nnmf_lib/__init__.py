@@ -12,7 +12,12 @@ array ``X`` means the data mask ``W = ~X.mask`` (its masked entries are missing)
 wherever a data mask is supported, and is refused where it is not.
 """
 
-from ._validation import AccuracyWarning, ConvergenceWarning, RankDeficiencyWarning
+from ._validation import (
+    AccuracyWarning,
+    ConvergenceWarning,
+    FitWarning,
+    RankDeficiencyWarning,
+)
 from .datasets import BlockData, hierarchical_blocks, known_mask, nested_blocks
 from .deep import DeepNMFResult, deep_nmf, pool, unpool
 from .hierarchical import HNMFResult, hnmf, product
@@ -27,6 +32,7 @@ __all__ = [
     "BlockData",
     "ConvergenceWarning",
     "DeepNMFResult",
+    "FitWarning",
     "HNMFResult",
     "NMFResult",
     "NNLSInfo",

@@ -17,13 +17,26 @@ import scipy.sparse as sp
 
 from ._sparse import SparseMask, coordinates
 
-__all__ = ["AccuracyWarning", "ConvergenceWarning", "RankDeficiencyWarning"]
+__all__ = [
+    "AccuracyWarning",
+    "ConvergenceWarning",
+    "FitWarning",
+    "RankDeficiencyWarning",
+]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class ConvergenceWarning(UserWarning):
-    """An iterative solver stopped at ``max_iter`` before meeting its tolerance."""
+    """An iterative solver stopped at ``max_iter`` (or ``max_epochs``, or
+    ``max_time``) before meeting its tolerance, or met it at a fit worse than zero."""
+
+
+class FitWarning(UserWarning):
+    """A fitted model approximates the data worse than the zero matrix does (a
+    relative error above 1), usually because of an option that does not suit the
+    data (for :func:`nnmf_lib.deep_nmf`, pooling over samples in no meaningful
+    order)."""
 
 
 class RankDeficiencyWarning(UserWarning):

@@ -172,15 +172,15 @@ def nested_blocks(
     """
     n_rows = check_int(n_rows, "n_rows")
     n_cols = check_int(n_cols, "n_cols")
-    branching = [check_int(b, "branching[i]") for b in branching]
+    if isinstance(branching, (str, bytes)) or not hasattr(branching, "__iter__"):
+        raise TypeError(
+            "branching must be a sequence of integers, one per level (for example "
+            f"(2, 3)); got {branching!r}."
+        )
+    branching = [check_int(b, f"branching[{i}]") for i, b in enumerate(branching)]
     if not branching:
         raise ValueError("branching must have at least one level.")
-    values = [2.0**i for i in range(len(branching))] if values is None else list(values)
-    if len(values) != len(branching):
-        raise ValueError(
-            f"values must have one entry per level ({len(branching)}); "
-            f"got {len(values)}."
-        )
+    values = _level_values(values, len(branching))
     noise = check_float(noise, "noise")
     min_size = check_int(min_size, "min_size")
     leaves = int(np.prod(branching))
@@ -205,6 +205,23 @@ def nested_blocks(
         blocks = children
         levels.append((float(values[level]), tuple(blocks)))
     return _draw((n_rows, n_cols), levels, noise, rng)
+
+
+def _level_values(values, n_levels: int) -> list[float]:
+    """The value of each level: finite numbers >= 0, one per level (default 1, 2,
+    4, ...)."""
+    if values is None:
+        return [2.0**i for i in range(n_levels)]
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"values must be a sequence of numbers, one per level; got {values!r}."
+        )
+    values = [check_float(v, f"values[{i}]") for i, v in enumerate(values)]
+    if len(values) != n_levels:
+        raise ValueError(
+            f"values must have one entry per level ({n_levels}); got {len(values)}."
+        )
+    return values
 
 
 def known_mask(

@@ -13,8 +13,9 @@ samples. The refinement decreases, one block at a time, the energy
 Choices made here where the sources are ambiguous or wrong (see the Deep NMF chapter):
 
 - the pooling window is symmetric, ``{j - r, ..., j + r}``, clipped to the sample's
-  segment (the original C++ code uses ``{j - r, ..., j + r - 1}``); ties, including an
-  all-zero window, keep the sample itself;
+  segment (the original C++ code uses ``{j - r, ..., j + r - 1}``); on ties the
+  sample itself wins when it is among the maxima (an all-zero window keeps it),
+  otherwise the leftmost of the maxima;
 - by default all samples form one segment; pass ``segments`` when the samples come in
   separate sequences (recordings, documents) that pooling must not cross;
 - the forward pass fits each layer with :func:`nnmf_lib.nmf` (and the last one with
@@ -35,9 +36,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._run import (
+    Deadline,
+    Progress,
+    check_bool,
+    check_max_time,
+    phase,
+    scale_exponent,
+    scaled,
+    scaled_weight,
+    unconverged_message,
+)
 from ._sparse import is_sparse, residual_norm2
 from ._validation import (
     ConvergenceWarning,
+    FitWarning,
     as_data,
     as_integer_array,
     as_labels,
@@ -61,19 +74,23 @@ def pool(S, radius: int, segments=None) -> tuple[np.ndarray, np.ndarray]:
 
     ``p(S)[i, j] = max S[i, j']`` over ``j' in {j - radius, ..., j + radius}`` within
     the segment of ``j``. Returns the pooled matrix and the position ``j'`` of each
-    maximum (ties keep ``j``), which :func:`unpool` needs.
+    maximum, which :func:`unpool` needs. On ties the sample itself wins when it is
+    among the maxima (an all-zero window keeps ``j``); otherwise the first offset
+    examined, the leftmost of the maxima.
 
     Parameters
     ----------
     S : array_like, shape (k, M)
         Finite real matrix (in Deep NMF, nonnegative coefficients).
     radius : int
-        Half-width of the window, ``>= 0`` (0 returns ``S`` unchanged).
+        Half-width of the window, ``>= 0`` (0 returns ``S`` unchanged). A radius above
+        M - 1 is clipped to M - 1: the window already holds every sample of the
+        segment, so the cost never grows past that.
     segments : array_like of int, shape (M,), optional
         Columns with different segment numbers are never pooled together.
     """
     S = as_matrix(S, "S")
-    radius = check_int(radius, "radius", minimum=0)
+    radius = min(check_int(radius, "radius", minimum=0), S.shape[1] - 1)
     return _pool(S, radius, _check_segments(segments, S.shape[1]))
 
 
@@ -146,6 +163,8 @@ class DeepNMFResult:
     converged : bool
     elapsed : ndarray
         Seconds since the start of the refinement, for each entry of ``objective``.
+    stop_reason : str
+        ``"tol"`` (converged, or ``max_iter=0``), ``"max_iter"`` or ``"max_time"``.
     """
 
     A: list
@@ -157,6 +176,7 @@ class DeepNMFResult:
     n_iter: int
     converged: bool
     elapsed: np.ndarray = field(repr=False)
+    stop_reason: str = "tol"
 
     def approximation(self, depth: int | None = None) -> np.ndarray:
         """``A[0] @ ... @ A[depth] @ S[depth]`` (default: the last layer)."""
@@ -200,6 +220,8 @@ def deep_nmf(
     max_iter: int = 200,
     tol: float = 1e-6,
     random_state=None,
+    max_time: float | None = None,
+    verbose: bool = False,
 ) -> DeepNMFResult:
     r"""Deep NMF: a pooled forward pass, then layer-at-a-time multiplicative refinement.
 
@@ -240,7 +262,11 @@ def deep_nmf(
     ranks : sequence of int
         ``[k_0, ..., k_L]``, non-increasing.
     radius : int, default 1
-        Pooling radius r (window of 2r + 1 samples); 0 disables pooling.
+        Pooling radius r (window of 2r + 1 samples); 0 disables pooling. A radius
+        above M - 1 is clipped to M - 1 (the window then holds every sample), so the
+        cost never grows past that. Pooling assumes that neighbouring samples (columns)
+        are related: on samples in no meaningful order the fit can become worse than
+        zero (a :class:`~nnmf_lib.FitWarning` says so); use 0 there.
     segments : array_like of int, shape (M,), optional
         Segment of each sample; windows never cross segments. Default: one segment.
     Y, L, lam :
@@ -256,32 +282,68 @@ def deep_nmf(
     tol : float, default 1e-6
         Stop when E decreased by less than ``tol`` (relative) over 10 sweeps.
     random_state : None, int or numpy.random.Generator
+        The same seed gives the same result for a fixed BLAS configuration.
+    max_time : float, optional
+        Time budget in seconds for the forward pass and the refinement together
+        (each forward layer gets what the ones before it left). Default: no budget.
+    verbose : bool, default False
+        Show progress bars (``tqdm.auto``) for each forward layer and for the
+        refinement, with the current objective or energy.
 
     Returns
     -------
     DeepNMFResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        When a forward layer or the refinement stops at its iteration budget or at
+        ``max_time`` before its stopping rule holds.
+    FitWarning
+        When the relative error of the last layer is above 1.
+
+    Notes
+    -----
+    E is not invariant under rescaling: :math:`A^{(0)} \\to A^{(0)} D`,
+    :math:`S^{(0)} \\to D^{-1} S^{(0)}`, :math:`A^{(1)} \\to D^{-1} A^{(1)}` leaves
+    the product unchanged but divides the upper layers' residuals by D. So E can be
+    lowered without changing the model, it has no minimizer in general, and long
+    refinements drift (the norm of ``A[0]`` grows).
+
+    Data outside :math:`[2^{-40}, 2^{40}]` are scaled as in :func:`nnmf_lib.nmf`
+    (with ``lam`` scaled to keep the same problem); ``objective`` is in the units of
+    :math:`X^2`.
     """
     X = as_data(X, "X")
     ranks = check_ranks(ranks, X)
     radius = check_int(radius, "radius", minimum=0)
+    forward_iter = check_int(forward_iter, "forward_iter", minimum=1)
     max_iter = check_int(max_iter, "max_iter", minimum=0)
     Y, L = as_labels(Y, L, X.shape[1])
     lam = check_float(lam, "lam")
     tol = check_float(tol, "tol")
+    deadline = Deadline(check_max_time(max_time))
+    verbose = check_bool(verbose, "verbose")
     rng = check_random_state(random_state)
     M = X.shape[1]
     segments = _check_segments(segments, M)
+    radius = min(radius, M - 1)  # a wider window holds no more samples
+    # Work on X / 2^e; the same problem needs S / 2^e, B 2^e and lam / 4^e.
+    e = scale_exponent(X)
+    data, lam = scaled(X, e), scaled_weight(lam, e)
 
     # Forward pass: NMF per layer, pooling in between.
-    inputs, A, S, where, B = [X], [], [], [], None
-    options = dict(init=init, max_iter=forward_iter, random_state=rng)
+    inputs, A, S, where, B = [data], [], [], [], None
+    options = dict(init=init, max_iter=forward_iter, random_state=rng, verbose=verbose)
     for depth, k in enumerate(ranks):
         last = depth == len(ranks) - 1
-        if last and Y is not None:
-            fit = ssnmf(inputs[-1], k, Y, L=L, lam=lam, **options)
-            B = fit.B
-        else:
-            fit = nmf(inputs[-1], k, method=method, **options)
+        options["max_time"] = deadline.remaining()
+        with phase(f"deep_nmf forward layer {depth + 1}/{len(ranks)}"):
+            if last and Y is not None:
+                fit = ssnmf(inputs[-1], k, Y, L=L, lam=lam, **options)
+                B = fit.B
+            else:
+                fit = nmf(inputs[-1], k, method=method, **options)
         A.append(np.maximum(fit.A, EPS))
         S.append(np.maximum(fit.S, EPS))
         if not last:
@@ -292,8 +354,9 @@ def deep_nmf(
 
     history = [_energy(inputs, A, S, B, LY, L, lam)]
     start, elapsed = time.perf_counter(), [0.0]
-    converged = max_iter == 0
+    converged, reason = max_iter == 0, "max_iter"
     top = len(ranks) - 1
+    progress = Progress(verbose, max_iter, "deep_nmf refinement", unit="sweep")
     for _ in range(max_iter):
         for depth in range(top + 1):  # bottom-up, one layer at a time
             a, s, x = A[depth], S[depth], inputs[depth]
@@ -312,26 +375,45 @@ def deep_nmf(
             B = _mu_update_A(LY, B, S[top], L)
         history.append(_energy(inputs, A, S, B, LY, L, lam))
         elapsed.append(time.perf_counter() - start)
+        progress.update(history[-1])
         if stopped(history, tol):
             converged = True
             break
+        if deadline.expired():
+            reason = "max_time"
+            break
+    progress.close()
     if not converged:
-        warn(
-            f"deep_nmf stopped at max_iter={max_iter} refinement sweeps before the "
-            f"energy settled (tol={tol:g}).",
-            ConvergenceWarning,
-        )
+        budget = max_iter if reason == "max_iter" else deadline.max_time
+        warn(unconverged_message("deep_nmf", reason, budget, tol), ConvergenceWarning)
+    return _result(X, data, e, A, S, B, inputs, history, elapsed, reason, converged)
+
+
+def _result(X, data, e, A, S, B, inputs, history, elapsed, reason, converged):
+    """The result of :func:`deep_nmf`, scaled back to the units of ``X``; warns when
+    the fit is worse than zero (pooling over samples in no meaningful order)."""
     errors = [
-        _factor_error(X, A[0], _product(A[1 : d + 1], S[d])) for d in range(top + 1)
+        _factor_error(data, A[0], _product(A[1 : d + 1], S[d])) for d in range(len(A))
     ]
+    if errors[-1] > 1:
+        warn(
+            f"deep_nmf: the relative error of the last layer is {errors[-1]:.3g}, "
+            "above 1 (worse than the zero matrix). The likely cause is pooling over "
+            "neighbouring samples whose order means nothing (shuffled columns, a "
+            "corpus): use radius=0, or order the samples (and give segments).",
+            FitWarning,
+        )
+    with np.errstate(over="ignore", under="ignore"):  # documented: X^2 may overflow
+        objective = np.ldexp(np.array(history), 2 * e)
     return DeepNMFResult(
         A=A,
-        S=S,
-        B=B,
-        inputs=inputs,
-        objective=np.array(history),
+        S=[np.ldexp(s, e) for s in S],
+        B=None if B is None else np.ldexp(B, -e),
+        inputs=[X] + [np.ldexp(x, e) for x in inputs[1:]],
+        objective=objective,
         errors=np.array(errors),
         n_iter=len(history) - 1,
         converged=converged,
         elapsed=np.array(elapsed),
+        stop_reason="tol" if converged else reason,
     )

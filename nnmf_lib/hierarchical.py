@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._run import Deadline, check_bool, check_max_time, phase, scale_exponent, scaled
 from ._validation import (
     as_data,
     as_labels,
@@ -76,6 +77,11 @@ class HNMFResult:
     layers : list
         The per-layer results (:class:`NMFResult` or, for a supervised last layer,
         :class:`SSNMFResult`), with their iteration histories.
+    converged : bool
+        Whether every layer converged.
+    stop_reason : str
+        ``"tol"`` when every layer converged, else the ``stop_reason`` of the first
+        layer that did not (``"max_iter"``, ``"max_time"``, ``"diverged"``).
     """
 
     A: list
@@ -83,6 +89,8 @@ class HNMFResult:
     B: np.ndarray | None
     errors: np.ndarray
     layers: list
+    converged: bool = True
+    stop_reason: str = "tol"
 
     def approximation(self, depth: int | None = None) -> np.ndarray:
         """``A[0] @ ... @ A[depth] @ S[depth]`` (default: the last layer)."""
@@ -126,6 +134,8 @@ def hnmf(
     max_iter: int = 1000,
     tol: float = 1e-5,
     random_state=None,
+    max_time: float | None = None,
+    verbose: bool = False,
 ) -> HNMFResult:
     r"""Hierarchical NMF: greedy NMF of the data, then of each layer's coefficients.
 
@@ -155,34 +165,55 @@ def hnmf(
     max_iter, tol :
         Stopping rule of every layer (see :func:`nnmf_lib.nmf`).
     random_state : None, int or numpy.random.Generator
-        One generator drives all layers in turn: the same seed, the same result.
+        One generator drives all layers in turn: the same seed, the same result (for
+        a fixed BLAS configuration).
+    max_time : float, optional
+        Time budget in seconds for all layers together: each layer gets what the
+        layers before it left (at least one iteration). Default: no budget.
+    verbose : bool, default False
+        Show a progress bar (``tqdm.auto``) per layer, with the current objective.
 
     Returns
     -------
     HNMFResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        For each layer that stops at ``max_iter`` or ``max_time`` before its stopping
+        rule holds (the message names the layer).
     """
     X, W = as_masked_data(X, W)
     ranks = check_ranks(ranks, X)
     Y, L = as_labels(Y, L, X.shape[1])
     lam = check_float(lam, "lam")
+    deadline = Deadline(check_max_time(max_time))
     options = dict(
         init=init,
         max_iter=max_iter,
         tol=tol,
         random_state=check_random_state(random_state),
+        verbose=check_bool(verbose, "verbose"),
     )
+    e = scale_exponent(X)  # for the errors only: each layer's fit scales its data
     A, S, layers, errors = [], [], [], []
     data, B = X, None
     for depth, k in enumerate(ranks):
         mask = W if depth == 0 else None  # later layers factor complete coefficients
-        if Y is not None and depth == len(ranks) - 1:
-            fit = ssnmf(data, k, Y, L=L, W=mask, lam=lam, **options)
-            B = fit.B
-        else:
-            fit = nmf(data, k, method=method, W=mask, **options)
+        options["max_time"] = deadline.remaining()  # what the layers before left
+        with phase(f"hnmf layer {depth + 1}/{len(ranks)}"):
+            if Y is not None and depth == len(ranks) - 1:
+                fit = ssnmf(data, k, Y, L=L, W=mask, lam=lam, **options)
+                B = fit.B
+            else:
+                fit = nmf(data, k, method=method, W=mask, **options)
         layers.append(fit)
         A.append(fit.A)
         S.append(fit.S)
         data = fit.S
-        errors.append(_factor_error(X, A[0], _product(A[1:], fit.S), W))
-    return HNMFResult(A, S, B, np.array(errors), layers)
+        approx = _product(A[1:], scaled(fit.S, e))
+        errors.append(_factor_error(scaled(X, e), A[0], approx, W))
+    reasons = [fit.stop_reason for fit in layers if fit.stop_reason != "tol"]
+    return HNMFResult(
+        A, S, B, np.array(errors), layers, not reasons, (reasons or ["tol"])[0]
+    )

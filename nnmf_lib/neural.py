@@ -10,7 +10,8 @@ where :math:`q(A, X) = \operatorname{argmin}_{S \ge 0} \|X - AS\|_F` is computed
 Only the :math:`A^{(\ell)}` (and the classifier :math:`B`) are free; every
 :math:`S^{(\ell)}` is a function of them. Two costs are offered:
 
-- ``"reconstruction"``, the paper's cost (7):
+- ``"reconstruction"``, which is the paper's cost (7) when ``lam = 1`` and ``W`` is
+  all ones:
   :math:`C = \|W \odot (X - A^{(0)} \cdots A^{(\mathcal L)} S^{(\mathcal L)})\|_F^2
   + \lambda \|L \odot (Y - B S^{(\mathcal L)})\|_F^2`;
 - ``"energy"``: :math:`E = \sum_\ell \|S^{(\ell-1)} - A^{(\ell)} S^{(\ell)}\|_F^2
@@ -28,6 +29,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._run import (
+    Deadline,
+    Progress,
+    check_bool,
+    check_max_time,
+    phase,
+    scale_exponent,
+    scaled,
+    scaled_weight,
+    unconverged_message,
+)
 from ._sparse import SparseMask, axis_max, is_sparse, residual_norm2, sq_norm
 from ._validation import (
     ConvergenceWarning,
@@ -346,6 +358,9 @@ class NeuralNMFResult:
     elapsed : ndarray
         Seconds since the start of training, for every entry of ``cost``.
     loss : str
+    stop_reason : str
+        ``"tol"`` or ``"stationary"`` (converged; also ``"tol"`` for
+        ``max_epochs=0``), ``"max_epochs"``, ``"max_time"`` or ``"callback"``.
     """
 
     A: list
@@ -358,6 +373,7 @@ class NeuralNMFResult:
     converged: bool
     elapsed: np.ndarray = field(repr=False)
     loss: str
+    stop_reason: str = "tol"
 
     def approximation(self) -> np.ndarray:
         """``A[0] @ ... @ A[L] @ S[L]`` for the training columns."""
@@ -375,7 +391,7 @@ class NeuralNMFResult:
         return predict_labels(self.B, S)
 
 
-def _initial_layers(init, X, W, ranks, labels, rng):
+def _initial_layers(init, X, W, ranks, labels, rng, options):
     if isinstance(init, (list, tuple)):
         A = as_layers(init, X.shape[0])
         shapes = [a.shape[1] for a in A]
@@ -387,7 +403,7 @@ def _initial_layers(init, X, W, ranks, labels, rng):
         kw = {} if labels is None else dict(Y=labels.Y, L=labels.L, lam=labels.lam)
         with warnings.catch_warnings():  # only a start: training continues from it
             warnings.simplefilter("ignore", ConvergenceWarning)
-            start = hnmf(X, ranks, W=W, random_state=rng, **kw)
+            start = hnmf(X, ranks, W=W, random_state=rng, **kw, **options)
         return [a.copy() for a in start.A]
     rows = [X.shape[0], *ranks[:-1]]
     return [
@@ -420,6 +436,9 @@ def neural_nmf(
     tol: float = 1e-6,
     random_state=None,
     callback=None,
+    init_max_iter: int = 1000,
+    max_time: float | None = None,
+    verbose: bool = False,
 ) -> NeuralNMFResult:
     r"""Train Neural NMF (the paper's Algorithm 1) with a projected gradient method.
 
@@ -453,7 +472,8 @@ def neural_nmf(
     W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask (with sparse ``X``, as in :func:`nnmf_lib.nmf`).
     loss : {"reconstruction", "energy"}, default "reconstruction"
-        The paper's cost (7), or the sum of the layers' own errors.
+        The paper's cost (7) (with weight ``lam`` and mask ``W``), or the sum of the
+        layers' own errors.
     init : "hnmf", "random" or list of arrays
         Starting dictionaries: from hierarchical NMF (default; with a semi-supervised
         last layer when labels are given), random, or given.
@@ -468,10 +488,37 @@ def neural_nmf(
     callback : callable, optional
         Called as ``callback(epoch, A, B, cost)`` after every epoch; returning True
         stops the training.
+    init_max_iter : int, default 1000
+        Iterations of each layer's NMF in the hNMF start (``init="hnmf"``).
+    max_time : float, optional
+        Time budget in seconds for the start and the training together: the start
+        gets all of it, the training what the start left, and training stops after
+        the first epoch that ends past it (``stop_reason="max_time"``). Default: no
+        budget.
+    verbose : bool, default False
+        Show progress bars (``tqdm.auto``): one per layer of the hNMF start, then one
+        for the epochs, each with the current cost.
 
     Returns
     -------
     NeuralNMFResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        When training stops at ``max_epochs`` or ``max_time`` before the stopping
+        rule holds (not for the hNMF start, which is only a starting point).
+    AccuracyWarning, RankDeficiencyWarning
+        As :func:`nnmf_lib.nnls` does, for any forward pass.
+
+    Notes
+    -----
+    Every phase is bounded: the hNMF start by ``len(ranks) * init_max_iter`` NMF
+    iterations, the training by ``max_epochs`` epochs of one gradient and (``"pgd"``)
+    at most 60 forward passes each, about 1.4 on average; ``max_time`` bounds
+    both. Data outside :math:`[2^{-40}, 2^{40}]` are scaled as in
+    :func:`nnmf_lib.nmf` (with ``lam`` scaled to keep the same problem); ``cost`` is
+    in the units of :math:`X^2`.
     """
     X, W = as_masked_data(X, W)
     ranks = check_ranks(ranks, X)
@@ -479,75 +526,144 @@ def neural_nmf(
     optimizer = check_choice(optimizer, "optimizer", ("pgd", "adam"))
     lr = check_float(lr, "lr")
     max_epochs = check_int(max_epochs, "max_epochs", minimum=0)
+    init_max_iter = check_int(init_max_iter, "init_max_iter", minimum=1)
     tol = check_float(tol, "tol")
+    deadline = Deadline(check_max_time(max_time))
+    verbose = check_bool(verbose, "verbose")
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            "callback must be a function callback(epoch, A, B, cost) or None; got "
+            f"{callback!r}."
+        )
     rng = check_random_state(random_state)
     labels = _Labels.build(Y, L, lam, X.shape[1])
-
-    A = _initial_layers(init, X, W, ranks, labels, rng)
+    # Work on X / 2^e: the A are unchanged, S / 2^e, B 2^e and lam / 4^e.
+    e = scale_exponent(X)
+    X = scaled(X, e)
+    if labels is not None and e:
+        labels = _Labels(labels.Y, labels.L, scaled_weight(labels.lam, e))
+    start = dict(max_iter=init_max_iter, max_time=deadline.remaining(), verbose=verbose)
+    with phase("neural_nmf start"):
+        A = _initial_layers(init, X, W, ranks, labels, rng, start)
     problem = _Problem.build(X, W, labels, loss)
     layers = problem.forward(A)
     B = None if labels is None else _initial_classifier(layers[-1].S, labels)
+    options = dict(optimizer=optimizer, lr=lr, max_epochs=max_epochs, tol=tol)
+    run = _Run(deadline, Progress(verbose, max_epochs, "neural_nmf", unit="epoch"))
+    run.callback = _unscaled_callback(callback, e)
+    A, B, layers, record, reason = _train(problem, A, B, layers, options, run)
+    _warn_layers(layers, "neural_nmf", record.tally)
+    if reason in ("max_epochs", "max_time"):
+        budget = max_epochs if reason == "max_epochs" else deadline.max_time
+        warn(unconverged_message("neural_nmf", reason, budget, tol), ConvergenceWarning)
+    with np.errstate(over="ignore", under="ignore"):  # documented: X^2 may overflow
+        cost = np.ldexp(np.array(record.history), 2 * e)
+    return NeuralNMFResult(
+        A=list(A),
+        S=[np.ldexp(layer.S, e) for layer in layers],
+        B=None if B is None else np.ldexp(B, -e),
+        n_epochs=len(record.history) - 1,
+        cost=cost,
+        errors=np.array(record.errors),
+        steps=np.array(record.steps),
+        converged=reason in ("tol", "stationary"),
+        elapsed=np.array(record.elapsed),
+        loss=loss,
+        stop_reason=reason,
+    )
+
+
+def _unscaled_callback(callback, e):
+    """The user's callback, given B and the cost in the units of the data."""
+    if callback is None or e == 0:
+        return callback
+    return lambda epoch, A, B, cost: callback(
+        epoch, A, None if B is None else np.ldexp(B, -e), float(np.ldexp(cost, 2 * e))
+    )
+
+
+@dataclass
+class _Run:
+    """How a training run is bounded and shown: its deadline, progress bar and the
+    user's callback."""
+
+    deadline: Deadline
+    progress: Progress
+    callback: object = None
+
+
+@dataclass
+class _Record:
+    """The histories of a training run (cost, relative error, steps, times) and the
+    tally of its NNLS solves."""
+
+    history: list
+    errors: list
+    steps: list
+    elapsed: list
+    tally: _Tally
+
+
+def _train(problem, A, B, layers, options, run):
+    """Projected gradient epochs (Adam or backtracking) on validated input.
+
+    Returns the dictionaries, the classifier, the last forward pass, the record and
+    why training stopped ("tol", "stationary", "max_epochs", "max_time", "callback").
+    """
+    n, labels, optimizer = len(A), problem.labels, options["optimizer"]
     fit = problem.cost(A, B, layers)
     norm_x = np.sqrt(problem.norm_x2)
-    tally = _Tally()
-    problem.tally(tally, layers)
-    history, errors, steps, elapsed = (
-        [fit.cost],
-        [_ratio(np.sqrt(fit.error2), norm_x)],
-        [],
-        [0.0],
+    record = _Record(
+        [fit.cost], [_ratio(np.sqrt(fit.error2), norm_x)], [], [0.0], _Tally()
     )
+    problem.tally(record.tally, layers)
     start = time.perf_counter()
     params = [*A, B] if B is not None else list(A)
     step, calm = None, 0
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
-    converged = max_epochs == 0
-    for epoch in range(1, max_epochs + 1):
-        grads, grad_B, _ = _gradient(A, B, X, layers, W, labels, loss, fit)
+    reason = "tol" if options["max_epochs"] == 0 else "max_epochs"
+    for epoch in range(1, options["max_epochs"] + 1):
+        grads, grad_B, _ = _gradient(
+            A, B, problem.X, layers, problem.W, labels, problem.loss, fit
+        )
         grads = [*grads, grad_B] if grad_B is not None else grads
         if optimizer == "adam":
-            params = _adam_step(params, grads, moments, lr, epoch)
-            layers = problem.forward(params[: len(ranks)], layers)
-            B = params[len(ranks)] if labels is not None else None
-            fit, step = problem.cost(params[: len(ranks)], B, layers), lr
+            params = _adam_step(params, grads, moments, options["lr"], epoch)
+            layers = problem.forward(params[:n], layers)
+            B = params[n] if labels is not None else None
+            fit, step = problem.cost(params[:n], B, layers), options["lr"]
         else:
             step = _first_step(params, grads) if step is None else step
             accepted = _backtrack(params, grads, fit.cost, step, problem, layers)
             if accepted is None:  # no decrease possible: stationary (to rounding)
-                converged = True
+                reason = "stationary"
                 break
             params, step, first, layers, fit = accepted
             # Double the step after three epochs in a row that took their first trial:
             # about 1.4 forward passes per epoch (2.05 when doubling every epoch), and
             # tiny steps recover (a rule based on the measured curvature could not).
             calm = calm + 1 if first else 0
-        A = params[: len(ranks)]
-        B = params[len(ranks)] if labels is not None else None
-        problem.tally(tally, layers)
-        history.append(fit.cost)
-        errors.append(_ratio(np.sqrt(fit.error2), norm_x))
-        steps.append(step)
-        elapsed.append(time.perf_counter() - start)
+        A = params[:n]
+        B = params[n] if labels is not None else None
+        problem.tally(record.tally, layers)
+        record.history.append(fit.cost)
+        record.errors.append(_ratio(np.sqrt(fit.error2), norm_x))
+        record.steps.append(step)
+        record.elapsed.append(time.perf_counter() - start)
+        run.progress.update(fit.cost)
         if optimizer != "adam" and calm >= 3:
             step *= 2.0
-        if callback is not None and callback(epoch, A, B, fit.cost):
+        if run.callback is not None and run.callback(epoch, A, B, fit.cost):
+            reason = "callback"
             break
-        if stopped(history, tol):
-            converged = True
+        if stopped(record.history, options["tol"]):
+            reason = "tol"
             break
-    _warn_layers(layers, "neural_nmf", tally)
-    return NeuralNMFResult(
-        A=list(A),
-        S=[layer.S for layer in layers],
-        B=B,
-        n_epochs=len(history) - 1,
-        cost=np.array(history),
-        errors=np.array(errors),
-        steps=np.array(steps),
-        converged=converged,
-        elapsed=np.array(elapsed),
-        loss=loss,
-    )
+        if run.deadline.expired():
+            reason = "max_time"
+            break
+    run.progress.close()
+    return A, B, layers, record, reason
 
 
 @dataclass

@@ -29,6 +29,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._run import (
+    Deadline,
+    Progress,
+    check_bool,
+    check_max_time,
+    labelled,
+    scale_exponent,
+    scaled,
+    unconverged_message,
+)
 from ._sparse import SparseMask, axis_max, is_sparse, residual_norm2, sq_norm
 from ._validation import (
     ConvergenceWarning,
@@ -70,11 +80,16 @@ class NMFResult:
     elapsed : ndarray, shape (n_iter + 1,)
         Seconds since the start of the iterations, when each objective was recorded.
     converged : bool
-        Whether the stopping rule was met before ``max_iter``.
+        Whether the stopping rule was met before ``max_iter`` (never with a relative
+        error above 1).
     method : str
         The algorithm used.
     relative_error : float
         :math:`\\|W \\odot (X - AS)\\| / \\|W \\odot X\\|` at the end.
+    stop_reason : str
+        Why the iterations stopped: ``"tol"`` (converged), ``"max_iter"``,
+        ``"max_time"``, or ``"diverged"`` (the stopping rule held at a relative error
+        above 1).
     """
 
     A: np.ndarray
@@ -85,6 +100,7 @@ class NMFResult:
     converged: bool
     method: str
     relative_error: float
+    stop_reason: str = "tol"
 
 
 def _svd(X: np.ndarray, k: int, rng: np.random.Generator):
@@ -369,6 +385,8 @@ def nmf(
     max_iter: int = 1000,
     tol: float = 1e-5,
     random_state=None,
+    max_time: float | None = None,
+    verbose: bool = False,
 ) -> NMFResult:
     r"""Nonnegative matrix factorization: minimize :math:`\|W \odot (X - AS)\|_F^2`.
 
@@ -398,7 +416,13 @@ def nmf(
         Stop when the objective decreased by less than ``tol`` (relative) over the last
         10 iterations.
     random_state : None, int or numpy.random.Generator
-        Seed for the random initializations; the same seed gives the same result.
+        Seed for the random initializations; the same seed gives the same result
+        for a fixed BLAS configuration (the number of threads changes the rounding).
+    max_time : float, optional
+        Time budget in seconds: stop after the first iteration that ends past it
+        (``stop_reason="max_time"``). Default: no budget.
+    verbose : bool, default False
+        Show a progress bar (``tqdm.auto``) with the current objective.
 
     Returns
     -------
@@ -407,13 +431,25 @@ def nmf(
     Warns
     -----
     ConvergenceWarning
-        When ``max_iter`` is reached before the stopping rule holds.
+        When ``max_iter`` or ``max_time`` is reached before the stopping rule holds,
+        or when the rule holds at a relative error above 1 (then ``converged`` is
+        False).
+
+    Notes
+    -----
+    Data whose largest entry is outside :math:`[2^{-40}, 2^{40}]` are divided by a
+    power of two (exactly) before the iterations, and the factors scaled back, so
+    data from 1e-250 to 1e250 are fitted alike. ``objective`` is reported in the
+    units of :math:`X^2` and over- or underflows beyond about 1e154 or 1e-154;
+    ``relative_error`` does not.
     """
     X, W = as_masked_data(X, W)
     k = check_rank(k, X)
     method = check_choice(method, "method", METHODS)
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     tol = check_float(tol, "tol")
+    max_time = check_max_time(max_time)
+    verbose = check_bool(verbose, "verbose")
     rng = check_random_state(random_state)
     if W is not None and method == "anls":
         raise ValueError(
@@ -421,16 +457,49 @@ def nmf(
             "its least-squares subproblems would differ column by column); use "
             "method='hals' or 'mu'."
         )
-    A, S = _start(X, k, init, rng, method)
+    e = scale_exponent(X)  # work on X / 2^e, of moderate size (exact scaling)
+    X = scaled(X, e)
+    A, S = _start(X, k, init, rng, method, e)
+    A, S, history, elapsed, tally, reason = _iterate(
+        X, W, A, S, method, max_iter, tol, Deadline(max_time), verbose
+    )
+    norm_x = np.sqrt(sq_norm(X if W is None or is_sparse(X) else W * X))
+    relative = float(np.sqrt(history[-1])) / max(norm_x, TINY)
+    reason = _verdict(
+        f"nmf(method={method!r})", reason, relative, max_iter, max_time, tol
+    )
+    if method == "anls":
+        for message, category in tally.warnings("nmf(method='anls'), its NNLS steps"):
+            warn(message, category)
+    A, S = _normalize(A, S)
+    with np.errstate(over="ignore", under="ignore"):  # documented: X^2 may overflow
+        objective = np.ldexp(np.array(history), 2 * e)
+    return NMFResult(
+        A=A,
+        S=np.ldexp(S, e),
+        n_iter=len(history) - 1,
+        objective=objective,
+        elapsed=np.array(elapsed),
+        converged=reason == "tol",
+        method=method,
+        relative_error=relative,
+        stop_reason=reason,
+    )
+
+
+def _iterate(X, W, A, S, method, max_iter, tol, deadline, verbose):
+    """The iterations of :func:`nmf` on validated (and scaled) data.
+
+    Returns the factors, the objective and time histories, the NNLS tally (ANLS) and
+    why the iterations stopped ("tol", "max_iter" or "max_time").
+    """
     WX = X if W is None or is_sparse(X) else W * X  # sparse X arrives as W * X
     norm_x2 = sq_norm(WX)
-
     history = [_objective(X, A, S, W, norm_x2)]
-    start = time.perf_counter()
-    elapsed = [0.0]
-    converged = False
+    elapsed, tally, reason = [0.0], _Tally(), "max_iter"
     if method == "anls":  # what stays fixed over the iterations
-        exps, tally = (_exponent(axis_max(X, 0)), _exponent(axis_max(X, 1))), _Tally()
+        exps = (_exponent(axis_max(X, 0)), _exponent(axis_max(X, 1)))
+    progress = Progress(verbose, max_iter, f"nmf({method})")
     for _ in range(max_iter):
         if method == "mu":
             A, S, f = _mu_step(X, A, S, W, norm_x2)
@@ -439,35 +508,38 @@ def nmf(
         else:
             A, S, f = _anls_step(X, A, S, norm_x2, exps, tally)
         history.append(f)
-        elapsed.append(time.perf_counter() - start)
+        elapsed.append(time.perf_counter() - deadline.start)
+        progress.update(f)
         if stopped(history, tol):
-            converged = True
+            reason = "tol"
             break
-    if not converged:
+        if deadline.expired():
+            reason = "max_time"
+            break
+    progress.close()
+    return A, S, history, elapsed, tally, reason
+
+
+def _verdict(what, reason, relative_error, max_iter, max_time, tol) -> str:
+    """Warn when a run stopped on a budget, or "converged" to a fit worse than zero
+    (a relative error above 1, which S = 0 beats); return the final stop reason."""
+    if reason == "tol" and relative_error > 1:
         warn(
-            f"nmf(method={method!r}) stopped at max_iter={max_iter} before the "
-            f"objective settled (tol={tol:g}); increase max_iter or tol.",
+            f"{labelled(what)} met its stopping rule with a relative error of "
+            f"{relative_error:.3g}, worse than the zero matrix: it is reported as "
+            "not converged. Try another init or rescale X.",
             ConvergenceWarning,
         )
-    if method == "anls":
-        for message, category in tally.warnings("nmf(method='anls'), its NNLS steps"):
-            warn(message, category)
-    A, S = _normalize(A, S)
-    norm_x = max(np.sqrt(norm_x2), TINY)
-    return NMFResult(
-        A=A,
-        S=S,
-        n_iter=len(history) - 1,
-        objective=np.array(history),
-        elapsed=np.array(elapsed),
-        converged=converged,
-        method=method,
-        relative_error=float(np.sqrt(history[-1])) / norm_x,
-    )
+        return "diverged"
+    if reason in ("max_iter", "max_time"):
+        budget = max_iter if reason == "max_iter" else max_time
+        warn(unconverged_message(what, reason, budget, tol), ConvergenceWarning)
+    return reason
 
 
-def _start(X, k, init, rng, method):
-    """Starting factors from an init name or an explicit (A0, S0) pair (copied)."""
+def _start(X, k, init, rng, method, e=0):
+    """Starting factors from an init name or an explicit (A0, S0) pair (copied, and
+    each divided by 2^(e/2) when the data were divided by 2^e)."""
     if isinstance(init, tuple):
         if len(init) != 2:
             raise ValueError("init must be a method name or a tuple (A0, S0).")
@@ -475,6 +547,7 @@ def _start(X, k, init, rng, method):
         S = as_matrix(init[1], "S0", nonnegative=True).copy()
         check_shape(A, (X.shape[0], k), "A0", "rows of X x k")
         check_shape(S, (k, X.shape[1]), "S0", "k x columns of X")
+        A, S = np.ldexp(A, -(e // 2)), np.ldexp(S, -(e // 2))
     else:
         if init == "nndsvd" and method == "mu":
             warn(

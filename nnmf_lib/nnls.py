@@ -772,6 +772,8 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     X, W = as_masked_data(X, W)
     check_same_rows(A, X)
     max_iter = check_int(max_iter, "max_iter", minimum=1)
+    if not isinstance(return_info, (bool, np.bool_)):
+        raise TypeError(f"return_info must be True or False; got {return_info!r}.")
     if support is not None:
         support = as_mask(support, (A.shape[1], X.shape[1]), "support")
     S, solution = _nnls(A, X, W, support, max_iter)

@@ -608,7 +608,8 @@ def neural_forward(A, X):
 def neural_backward(A, X, S, Y=None, L=None, B=None, lam=1.0):
     r"""Cost of Neural NMF and its gradient, by one reverse sweep through the layers.
 
-    The cost is the paper's equation (7), eq-cost of the Neural NMF chapter:
+    The cost is eq-cost of the Neural NMF chapter, the paper's equation (7) when
+    ``lam = 1``:
 
     .. math::
         C = \|X - A^{(0)} \cdots A^{(\mathcal L)} S^{(\mathcal L)}\|_F^2

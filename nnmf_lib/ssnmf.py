@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._run import (
+    Deadline,
+    Progress,
+    check_bool,
+    check_max_time,
+    scale_exponent,
+    scaled,
+    scaled_weight,
+)
 from ._sparse import is_sparse, sq_norm
 from ._validation import (
-    ConvergenceWarning,
     as_data,
     as_labels,
     as_masked_data,
@@ -29,28 +37,63 @@ from ._validation import (
     check_random_state,
     check_rank,
     check_shape,
-    warn,
 )
 from .metrics import predict_labels
-from .nmf import EPS, TINY, _mu_terms_S, _mu_update_A, _objective, _start, stopped
+from .nmf import (
+    EPS,
+    TINY,
+    _mu_terms_S,
+    _mu_update_A,
+    _objective,
+    _start,
+    _verdict,
+    stopped,
+)
 from .nnls import nnls
 
 __all__ = ["SSNMFResult", "label_mask", "one_hot", "ssnmf"]
 
 
 def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
-    """The P x M one-hot matrix ``Y`` of integer labels ``0 .. P-1``, one per sample."""
+    """The P x M one-hot matrix ``Y`` of integer labels ``0 .. P-1``, one per sample.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (M,)
+        Class of every sample, ``>= 0``.
+    n_classes : int, optional
+        P, at least 1 and more than the largest label. Default: the largest label
+        plus one (required when ``labels`` is empty).
+
+    Examples
+    --------
+    >>> one_hot([0, 2, 1])
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
+    """
     labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    if labels.ndim != 1 or not (
+        np.issubdtype(labels.dtype, np.integer) or labels.size == 0
+    ):
         raise ValueError(
             f"labels must be a 1-D array of integers; got shape {labels.shape}, "
             f"dtype {labels.dtype}."
         )
+    labels = labels.astype(np.intp, copy=False)
     if labels.size and labels.min() < 0:
         raise ValueError(f"labels must be >= 0; found {labels.min()}.")
-    P = int(labels.max()) + 1 if n_classes is None else n_classes
+    if n_classes is None:
+        if labels.size == 0:
+            raise ValueError("n_classes is required when labels is empty.")
+        P = int(labels.max()) + 1
+    else:
+        P = check_int(n_classes, "n_classes", minimum=1)
     if labels.size and labels.max() >= P:
-        raise ValueError(f"labels must be < n_classes = {P}; found {labels.max()}.")
+        raise ValueError(
+            f"labels must be < n_classes = {P}; found {labels.max()}: n_classes is "
+            f"too small for the labels, pass n_classes >= {labels.max() + 1}."
+        )
     Y = np.zeros((P, labels.size))
     Y[labels, np.arange(labels.size)] = 1.0
     return Y
@@ -91,6 +134,9 @@ class SSNMFResult:
     elapsed : ndarray, shape (n_iter + 1,)
         Seconds since the start of the iterations.
     converged : bool
+    stop_reason : str
+        ``"tol"`` (converged), ``"max_iter"``, ``"max_time"`` or ``"diverged"`` (as
+        in :class:`nnmf_lib.NMFResult`).
     """
 
     A: np.ndarray
@@ -101,6 +147,7 @@ class SSNMFResult:
     reconstruction: np.ndarray = field(repr=False)
     elapsed: np.ndarray = field(repr=False)
     converged: bool
+    stop_reason: str = "tol"
 
     def transform(self, X_new) -> np.ndarray:
         """Representation of new columns: :math:`S_{new} = q(A, X_{new})` by NNLS
@@ -150,6 +197,8 @@ def ssnmf(
     max_iter: int = 1000,
     tol: float = 1e-5,
     random_state=None,
+    max_time: float | None = None,
+    verbose: bool = False,
 ) -> SSNMFResult:
     r"""Semi-supervised NMF by multiplicative updates (paper equation (2)).
 
@@ -185,17 +234,35 @@ def ssnmf(
     init : {"nndsvda", "nndsvd", "nndsvdar", "random"} or tuple (A0, S0)
         Initialization of ``A`` and ``S``, as in :func:`nnmf_lib.nmf`.
     B0 : array_like, shape (P, k), optional
-        Initial classifier. Default: random, scaled so that ``B0 @ S0`` has the mean of
-        the known labels.
+        Initial classifier. Default: random :math:`|N(0, 1)|` entries, scaled so that
+        ``B0 @ S0`` has about 0.8 times (:math:`\\sqrt{2/\\pi}`) the mean of the known
+        labels.
     max_iter : int, default 1000
     tol : float, default 1e-5
         Stop when the objective decreased by less than ``tol`` (relative) over the
         last 10 iterations.
     random_state : None, int or numpy.random.Generator
+        The same seed gives the same result for a fixed BLAS configuration.
+    max_time : float, optional
+        Time budget in seconds (see :func:`nnmf_lib.nmf`). Default: no budget.
+    verbose : bool, default False
+        Show a progress bar (``tqdm.auto``) with the current objective.
 
     Returns
     -------
     SSNMFResult
+
+    Warns
+    -----
+    ConvergenceWarning
+        When ``max_iter`` or ``max_time`` is reached before the stopping rule holds,
+        or when it holds at a relative reconstruction error above 1.
+
+    Notes
+    -----
+    Data outside :math:`[2^{-40}, 2^{40}]` are scaled as in :func:`nnmf_lib.nmf`,
+    with ``lam`` scaled to keep the same problem; ``objective`` is in the units of
+    :math:`X^2`.
     """
     X, W = as_masked_data(X, W)
     k = check_rank(k, X)
@@ -203,54 +270,74 @@ def ssnmf(
     lam = check_float(lam, "lam")
     max_iter = check_int(max_iter, "max_iter", minimum=1)
     tol = check_float(tol, "tol")
+    max_time = check_max_time(max_time)
+    verbose = check_bool(verbose, "verbose")
     rng = check_random_state(random_state)
+    # Work on X / 2^e; the same problem needs S / 2^e, B 2^e and lam / 4^e.
+    e = scale_exponent(X)
+    X, lam = scaled(X, e), scaled_weight(lam, e)
+    A, S = _start(X, k, init, rng, "mu", e)
+    B = _start_classifier(B0, Y, L, S, k, rng, e)
+    A, B, S, history, reconstruction, elapsed, reason = _iterate(
+        X, Y, A, B, S, W, L, lam, max_iter, tol, Deadline(max_time), verbose
+    )
+    WX = X if W is None or is_sparse(X) else W * X
+    relative = float(np.sqrt(reconstruction[-1] / max(sq_norm(WX), TINY)))
+    reason = _verdict("ssnmf", reason, relative, max_iter, max_time, tol)
+    # Unit-norm topics; the scales move into S, and B absorbs their inverse.
+    norms = np.linalg.norm(A, axis=0)
+    d = np.where(norms > 0, norms, 1.0)
+    with np.errstate(over="ignore", under="ignore"):  # documented: X^2 may overflow
+        history, reconstruction = (
+            np.ldexp(h, 2 * e) for h in (history, reconstruction)
+        )
+    return SSNMFResult(
+        A=A / d,
+        S=np.ldexp(S * d[:, None], e),
+        B=np.ldexp(B / d, -e),
+        n_iter=len(history) - 1,
+        objective=history,
+        reconstruction=reconstruction,
+        elapsed=np.array(elapsed),
+        converged=reason == "tol",
+        stop_reason=reason,
+    )
 
-    A, S = _start(X, k, init, rng, "mu")
+
+def _start_classifier(B0, Y, L, S, k, rng, e):
+    """The starting classifier: ``B0`` (times 2^e, for data divided by 2^e), or
+    random, about the size that makes ``B @ S`` the size of the known labels."""
     if B0 is None:
         known = L.any(axis=0)
         target = float((L * Y).sum() / max(L.sum(), 1.0)) if known.any() else 1.0
         scale = target / max(k * float(S.mean()), TINY)
-        B = np.maximum(EPS, scale * np.abs(rng.standard_normal((Y.shape[0], k))))
-    else:
-        B = np.maximum(EPS, as_matrix(B0, "B0", nonnegative=True))
-        check_shape(B, (Y.shape[0], k), "B0", "classes x k")
+        return np.maximum(EPS, scale * np.abs(rng.standard_normal((Y.shape[0], k))))
+    B = as_matrix(B0, "B0", nonnegative=True)
+    check_shape(B, (Y.shape[0], k), "B0", "classes x k")
+    return np.maximum(EPS, np.ldexp(B, e))
+
+
+def _iterate(X, Y, A, B, S, W, L, lam, max_iter, tol, deadline, verbose):
+    """The multiplicative updates of :func:`ssnmf` on validated (scaled) data."""
     WX = X if W is None or is_sparse(X) else W * X  # sparse X arrives as W * X
     LY = L * Y
-
     norm_x2 = sq_norm(WX)
     recon = _objective(X, A, S, W, norm_x2)
     E = L * (B @ S) - LY
-    history, reconstruction, elapsed = (
-        [recon + lam * float(np.vdot(E, E))],
-        [recon],
-        [0.0],
-    )
-    start = time.perf_counter()
-    converged = False
+    history, reconstruction = [recon + lam * float(np.vdot(E, E))], [recon]
+    elapsed, reason = [0.0], "max_iter"
+    progress = Progress(verbose, max_iter, "ssnmf")
     for _ in range(max_iter):
         A, B, S, recon, classification = _step(X, WX, LY, A, B, S, W, L, lam, norm_x2)
         history.append(recon + lam * classification)
         reconstruction.append(recon)
-        elapsed.append(time.perf_counter() - start)
+        elapsed.append(time.perf_counter() - deadline.start)
+        progress.update(history[-1])
         if stopped(history, tol):
-            converged = True
+            reason = "tol"
             break
-    if not converged:
-        warn(
-            f"ssnmf stopped at max_iter={max_iter} before the objective settled "
-            f"(tol={tol:g}); increase max_iter or tol.",
-            ConvergenceWarning,
-        )
-    # Unit-norm topics; the scales move into S, and B absorbs their inverse.
-    norms = np.linalg.norm(A, axis=0)
-    d = np.where(norms > 0, norms, 1.0)
-    return SSNMFResult(
-        A=A / d,
-        S=S * d[:, None],
-        B=B / d,
-        n_iter=len(history) - 1,
-        objective=np.array(history),
-        reconstruction=np.array(reconstruction),
-        elapsed=np.array(elapsed),
-        converged=converged,
-    )
+        if deadline.expired():
+            reason = "max_time"
+            break
+    progress.close()
+    return A, B, S, np.array(history), np.array(reconstruction), elapsed, reason

@@ -89,8 +89,16 @@ def test_nested_blocks_values_and_validation():
         nested_blocks(10, 30, (2, 2, 2), min_size=2)
     with pytest.raises(ValueError, match="branching must have at least one level"):
         nested_blocks(10, 30, ())
-    with pytest.raises(ValueError, match=r"branching\[i\] must be at least 1"):
+    with pytest.raises(ValueError, match=r"branching\[1\] must be at least 1"):
         nested_blocks(10, 30, (2, 0))
+    with pytest.raises(TypeError, match="branching must be a sequence of integers"):
+        nested_blocks(10, 30, 3)
+    with pytest.raises(ValueError, match=r"values\[0\] must be a finite number >= 0"):
+        nested_blocks(20, 30, (2, 2), values=(np.nan, 1.0))
+    with pytest.raises(ValueError, match=r"values\[1\] must be a finite number >= 0"):
+        nested_blocks(20, 30, (2, 2), values=(1.0, -2.0))
+    with pytest.raises(TypeError, match="values must be a sequence of numbers"):
+        nested_blocks(20, 30, (2, 2), values=5)
 
 
 def test_known_mask():
