@@ -11,7 +11,10 @@ unexport MPLBACKEND
 # One BLAS thread per process: the chapters' matrices are small, and on a loaded
 # 2-core machine idle BLAS threads spin (one HALS fit: 3 s with default threads,
 # 0.06 s with one). It also makes the book's numbers independent of the thread count.
-BLAS_ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+RUN_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+# The chapters' long cells pass verbose=True for readers who run them (a progress bar in
+# JupyterLab or Colab); a built page is static, so the builds and tests turn tqdm off.
+RUN_ENV += TQDM_DISABLE=1
 
 .PHONY: setup book course student grade test site-check browser lab clean
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -35,14 +38,14 @@ $(STAMP): pyproject.toml binder/overrides.json
 ## book: build the book from clean into _build/html (every chapter is executed)
 book: $(STAMP)
 	rm -rf _build
-	$(BLAS_ONE_THREAD) $(BIN)/jupyter-book build .
+	$(RUN_ENV) $(BIN)/jupyter-book build .
 	@echo "Open _build/html/index.html"
 
 ## course: build the book without the exercises' solutions into _build/course/_build/html
 ## (its downloads and Colab notebooks are the student notebooks), checked in Chromium
 course: $(STAMP) browser
 	rm -rf _build/course
-	NNMF_BOOK_HIDE_SOLUTIONS=1 $(BLAS_ONE_THREAD) $(BIN)/jupyter-book build . \
+	NNMF_BOOK_HIDE_SOLUTIONS=1 $(RUN_ENV) $(BIN)/jupyter-book build . \
 		--path-output _build/course
 	$(BIN)/python tools/check_site.py _build/course/_build/html --no-solutions \
 		--chapters book --screenshots _build/course/screenshots
@@ -57,7 +60,7 @@ student: $(STAMP)
 ## the scores per student and exercise go to _build/grading/grades.csv
 grade: student
 	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=<folder>"; exit 2; }
-	$(BLAS_ONE_THREAD) $(BIN)/python tools/student.py grade "$(SUBMISSIONS)"
+	$(RUN_ENV) $(BIN)/python tools/student.py grade "$(SUBMISSIONS)"
 
 ## test: lint, unit tests, every chapter through nbval (each chapter executed once, on
 ## both cores), the book built from those executions (warnings are errors), and every
@@ -65,7 +68,7 @@ grade: student
 # The experiments chapter runs NNMF_BOOK_TRIALS trials per table entry (25 in the book).
 test: export NNMF_BOOK_TRIALS ?= 2
 test: $(STAMP) browser
-	$(BLAS_ONE_THREAD) $(BIN)/python tools/run_tests.py
+	$(RUN_ENV) $(BIN)/python tools/run_tests.py
 
 ## site-check: open every page of _build/html in headless Chromium (math, images, links,
 ## JavaScript errors); screenshots of every page go to _build/screenshots

@@ -245,8 +245,9 @@ def test_converged_is_never_reported_with_an_error_above_one(blocks):
     ],
 )
 def test_verbose_shows_progress_and_silence_is_the_default(
-    blocks, capsys, function, args, kw
+    blocks, capsys, monkeypatch, function, args, kw
 ):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # the book build sets it
     args = tuple(blocks.Y[4] if a == "Y" else a for a in args)
     quiet(function, blocks.X, *args, random_state=0, **kw)
     out, err = capsys.readouterr()
