@@ -120,22 +120,7 @@ def _as_array(X, name: str) -> np.ndarray:
         arr = np.asarray(X)
     except (ValueError, TypeError) as err:  # ragged nested lists
         raise ValueError(f"{name} must be a 2-D array of numbers; {err}") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise TypeError(
-            f"{name} must be an array of real numbers; got dtype {arr.dtype}."
-        )
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}.")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array; got an array of shape {arr.shape}."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(
-            f"{name} must have at least one row and one column; got shape {arr.shape}."
-        )
+    _check_real_2d(arr, name)
     return arr.astype(np.float64, copy=False)
 
 
@@ -205,10 +190,9 @@ def as_data(X, name: str = "X", *, nonnegative: bool = True):
     return as_matrix(X, name, nonnegative=nonnegative)
 
 
-def _as_sparse(X, name: str):
-    """A scipy.sparse matrix as canonical float64 CSR (sorted indices, no duplicates;
-    the input itself when it is one already), or as a dense array when at least 2/3
-    of its entries are stored. Type and shape checks only; never calls ``toarray``."""
+def _check_real_2d(X, name: str) -> None:
+    """Raise unless ``X`` (a numpy array or a scipy.sparse matrix) is a nonempty 2-D
+    array of real numbers."""
     if X.dtype == object or not (
         np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)
     ):
@@ -225,6 +209,13 @@ def _as_sparse(X, name: str):
         raise ValueError(
             f"{name} must have at least one row and one column; got shape {X.shape}."
         )
+
+
+def _as_sparse(X, name: str):
+    """A scipy.sparse matrix as canonical float64 CSR (sorted indices, no duplicates;
+    the input itself when it is one already), or as a dense array when at least 2/3
+    of its entries are stored. Type and shape checks only; never calls ``toarray``."""
+    _check_real_2d(X, name)
     if X.format != "csr":
         X = X.tocsr()  # a new matrix; duplicates of COO are summed
     if not X.has_canonical_format:
