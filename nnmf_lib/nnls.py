@@ -86,6 +86,9 @@ _RCOND = 1e-12
 _GRAM_FLOOR = 1e-13
 # Up to this many topics, all supports are solved in one padded batch (fewer calls).
 _PAD_K = 16
+# Batches of n blocks of size s with n s^3 at least this are inverted through their
+# Cholesky factors; smaller ones by np.linalg.inv (fewer calls).
+_CHOLESKY_WORK = 1 << 17
 # Upper bound on the number of entries gathered at once (memory guard).
 _CHUNK_ENTRIES = 1 << 22
 # Data whose column exponents stay within +-_SAFE_EXP can be multiplied unscaled.
@@ -391,7 +394,7 @@ def _factor(C, F, R=None) -> _Factor:
 def _add_part(fac, blocks, T, cols, rows, which, R):
     """Invert one batch of blocks and record it in ``fac``."""
     try:
-        P = np.linalg.inv(blocks)
+        P = _spd_inverse(blocks)
         # Both are positive definite, so their largest entries are on the diagonals:
         # the product estimates the condition number within a factor s^2. (Rounding
         # can make a singular block indefinite: its inverse then has a huge negative
@@ -410,6 +413,36 @@ def _add_part(fac, blocks, T, cols, rows, which, R):
     fac.parts.append(_Part(cols, rows, which, P, hard, slot, K))
     fac.singular[cols], fac.hard[cols] = singular[which], hard[which]
     fac.refine |= bool((cond[~hard] > _COND_EXACT).any())
+
+
+def _spd_inverse(blocks):
+    """Inverses of a stack of symmetric positive (semi)definite blocks.
+
+    Large batches go through the Cholesky factors ``C = L L^T`` (one fast batched
+    LAPACK call) and ``C^-1 = L^-T L^-1``, with ``L^-1`` formed row by row for all
+    blocks at once (``s`` small batched products): for 650 blocks of 20 x 20 that
+    took half the time of ``np.linalg.inv`` (an LU factorization and ``s`` solves per
+    block), with the same accuracy (an error of about u cond(C) either way). Small
+    batches, and batches with a block that is not numerically positive definite, use
+    ``np.linalg.inv`` (whose LinAlgError, for an exactly singular block, the caller
+    handles).
+    """
+    n, s = blocks.shape[:2]
+    if n * s**3 < _CHOLESKY_WORK:
+        return np.linalg.inv(blocks)
+    try:
+        L = np.linalg.cholesky(blocks)
+    except np.linalg.LinAlgError:
+        return np.linalg.inv(blocks)
+    d = 1.0 / _diagonal(L)
+    Li = np.zeros_like(L)
+    Li[:, 0, 0] = d[:, 0]
+    for j in range(1, s):  # row j of L^-1: -(L[j, :j] L^-1[:j, :j]) / L[j, j]
+        Li[:, j, :j] = (
+            np.matmul(L[:, j : j + 1, :j], Li[:, :j, :j])[:, 0] * -d[:, j, None]
+        )
+        Li[:, j, j] = d[:, j]
+    return np.matmul(np.swapaxes(Li, 1, 2), Li)
 
 
 def _diagonal(M):
