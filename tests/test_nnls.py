@@ -615,6 +615,77 @@ def test_solve_on_supports_matches_a_direct_solve():
         assert np.all(Z[~T, j] == 0)
 
 
+def nearly_full_supports(seed, k=20, m=1200, cond=None):
+    """A reduced problem whose columns have many distinct, nearly full supports (the
+    first layer of Neural NMF), with some full and some half-empty ones."""
+    rng = np.random.default_rng(seed)
+    A = rng.random((200, k)) + 0.5 * np.eye(200, k)
+    if cond is not None:  # two nearly equal topics
+        A[:, 1] = A[:, 0] + np.sqrt(1 / cond) * rng.random(200)
+    red = nnls_module._reduce(A, rng.random((200, m)))
+    F = rng.random((k, m)) < 0.9
+    F[:, :5] = True  # full supports: nothing to complement
+    F[: k // 2, 5:10] = False  # the most topics off a support the complement takes
+    return red, F
+
+
+def test_complement_solves_match_the_blocks():
+    red, F = nearly_full_supports(24)
+    fac = nnls_module._factor(red.C, F, red.R, red)
+    kinds = {type(p).__name__ for p in fac.parts}
+    assert "_Complement" in kinds  # the path under test was taken
+    blocks = nnls_module._factor(red.C, F, red.R)  # without red: blocks only
+    assert all(type(p).__name__ == "_Part" for p in blocks.parts)
+    for fa in (fac, blocks):
+        assert not fa.singular.any() and not fa.hard.any() and not fa.refine
+    Z, Z_blocks = nnls_module._apply(fac, red.B), nnls_module._apply(blocks, red.B)
+    assert np.all(Z[~F] == 0)
+    np.testing.assert_allclose(Z, Z_blocks, rtol=0, atol=1e-12 * np.abs(Z).max())
+    for j in (0, 7, 100):  # against a direct solve
+        T = F[:, j]
+        z = np.linalg.solve(red.C[np.ix_(T, T)], red.B[T, j])
+        np.testing.assert_allclose(Z[T, j], z, rtol=1e-11)
+
+
+def test_complement_needs_a_well_conditioned_gram_matrix():
+    red, F = nearly_full_supports(25, cond=1e8)
+    assert red.inverse() is None
+    fac = nnls_module._factor(red.C, F, red.R, red)
+    assert all(type(p).__name__ == "_Part" for p in fac.parts)
+
+
+def test_nnls_with_the_complement_is_exact_and_warm_starts(monkeypatch):
+    rng = np.random.default_rng(26)
+    A = rng.random((400, 20)) + np.eye(400, 20)
+    coefficients = rng.random((20, 1500)) * (rng.random((20, 1500)) < 0.85)
+    X = A @ coefficients + 0.01 * rng.random((400, 1500))
+    calls = []
+    original = nnls_module._complement_part
+
+    def counted(*args):
+        taken = original(*args)
+        calls.append(0 if taken is None else int(taken.sum()))
+        return taken
+
+    monkeypatch.setattr(nnls_module, "_complement_part", counted)
+    S, info = nnls(A, X, return_info=True)
+    A_new = A * (1 + 0.01 * rng.standard_normal(A.shape)).clip(0.5)
+    S_warm, info_warm = nnls(A_new, X, support=S > 0, return_info=True)
+    assert max(calls) > 500  # most columns went through the complement
+    monkeypatch.setattr(nnls_module, "_CHOLESKY_WORK", np.inf)  # blocks only
+    S_ref, S_warm_ref = nnls(A, X), nnls(A_new, X, support=S > 0)
+    for got, ref, inf in ((S, S_ref, info), (S_warm, S_warm_ref, info_warm)):
+        assert inf.kkt_residual <= 1e-14 and inf.n_fallback == 0
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    # The gradient reuses the forward solve's complement: the same as from scratch.
+    G = rng.standard_normal(S.shape)
+    dA, dX = nnls_vjp(A, X, S, G)
+    monkeypatch.setattr(nnls_module, "_CHOLESKY_WORK", 1 << 17)
+    dA_c, dX_c = nnls_vjp(A, X, S, G)
+    np.testing.assert_allclose(dA_c, dA, rtol=0, atol=1e-11 * np.abs(dA).max())
+    np.testing.assert_allclose(dX_c, dX, rtol=0, atol=1e-11 * np.abs(dX).max())
+
+
 # ---------------------------------------------------------------------------------
 # Warnings: the library's own classes, attributed to the caller's line
 
