@@ -89,6 +89,10 @@ _PAD_K = 16
 # Batches of n blocks of size s with n s^3 at least this are inverted through their
 # Cholesky factors; smaller ones by np.linalg.inv (fewer calls).
 _CHOLESKY_WORK = 1 << 17
+# Columns solved through the complement are batched by the number q of topics off
+# their support, each batch padded to its largest q; a batch holds at least this many
+# columns (or all the rest).
+_COMPLEMENT_BATCH = 64
 # Upper bound on the number of entries gathered at once (memory guard).
 _CHUNK_ENTRIES = 1 << 22
 # Data whose column exponents stay within +-_SAFE_EXP can be multiplied unscaled.
@@ -208,10 +212,10 @@ class _Reduced:
         return _Reduced(R, C, self.m, self.a, c, B, e)
 
     def inverse(self) -> np.ndarray | None:
-        """``C^-1`` bordered by a dummy topic k (a (k+1) x (k+1) matrix with 1 at
-        (k, k) and zeros elsewhere in that row and column), when C is shared and so well
-        conditioned that every block ``C_TT`` solved through it is as accurate as when
-        inverted on its own (see :func:`_complement_part`); None otherwise."""
+        """``C^-1`` bordered by the identity on k // 2 + 1 dummy topics k, k + 1, ...
+        (which pad the complements of :func:`_complement_part`), when C is shared and
+        so well conditioned that every block ``C_TT`` solved through it is as accurate
+        as when inverted on its own; None otherwise."""
         if "P" not in self.cache:
             self.cache["P"] = _bordered_inverse(self.R) if self.C.ndim == 2 else None
         return self.cache["P"]
@@ -278,8 +282,8 @@ def _qr(A):
 
 
 def _bordered_inverse(R):
-    """``(R^T R)^-1`` bordered by a unit dummy topic (see :meth:`_Reduced.inverse`),
-    or None if ``cond(R^T R) > _COND_EXACT`` (or R is not square, as for N < k)."""
+    """``(R^T R)^-1`` bordered by the identity (see :meth:`_Reduced.inverse`), or None
+    if ``cond(R^T R) > _COND_EXACT`` (or R is not square, as for N < k)."""
     r, k = R.shape
     if r < k:
         return None
@@ -289,9 +293,8 @@ def _bordered_inverse(R):
     Ri, info = lapack.dtrtri(R)  # R is upper triangular
     if info != 0:  # pragma: no cover - excluded by the condition number
         return None
-    P = np.zeros((k + 1, k + 1))
+    P = np.eye(k + k // 2 + 1)
     P[:k, :k] = Ri @ Ri.T
-    P[k, k] = 1.0
     return P
 
 
@@ -446,8 +449,10 @@ def _factor(C, F, R=None, red: _Reduced | None = None) -> _Factor:
 class _Complement:
     """Columns solved through the inverse ``P`` of the whole Gram matrix.
 
-    ``U`` is the n x q array of the topics off each column's support, padded with the
-    dummy topic k of the bordered ``P`` (see :meth:`_Reduced.inverse`).
+    ``U`` is the n x q array of the topics off each column's support, padded with
+    distinct dummy topics k, k + 1, ... of the bordered ``P`` (see
+    :meth:`_Reduced.inverse`), so that ``P[U, U]`` is ``P_UU`` bordered by the
+    identity.
     """
 
     cols: np.ndarray
@@ -489,14 +494,28 @@ def _complement_part(fac, patterns, group, red):
     P = red.inverse()
     if P is None:
         return None
+    # Batches by the number of topics off the support (the solves are q x q): a new
+    # batch starts when the one being filled holds _COMPLEMENT_BATCH columns.
     cols = np.flatnonzero(taken)
-    # The topics off each support, in order, padded with the dummy topic k.
-    off = ~patterns[group[cols]]  # n x k
-    rank = np.cumsum(off, axis=1) - 1
-    U = np.full((cols.size, q), k, dtype=np.intp)
-    r, i = np.nonzero(off)
-    U[r, rank[r, i]] = i
-    fac.parts.append(_Complement(cols, U, P))
+    cols = cols[np.argsort(out[cols], kind="stable")]
+    qs = out[cols]
+    counts = np.cumsum(np.bincount(qs))
+    ends, start = [], 0
+    for value in range(len(counts)):
+        if counts[value] - start >= _COMPLEMENT_BATCH or value == len(counts) - 1:
+            ends.append(counts[value])
+            start = counts[value]
+    start = 0
+    for end in ends:
+        batch, q = cols[start:end], int(qs[end - 1])
+        # The topics off each support, in order, then the dummy topics k, k + 1, ...
+        off = ~patterns[group[batch]]  # n x k
+        rank = np.cumsum(off, axis=1) - 1
+        U = k + np.arange(q) - qs[start:end, None]
+        r, i = np.nonzero(off)
+        U[r, rank[r, i]] = i
+        fac.parts.append(_Complement(batch, U, P))
+        start = end
     return taken
 
 
@@ -625,22 +644,16 @@ def _apply_complement(p: _Complement, F, g, Z):
     support), which is ``C_TT^-1 g_T`` on the support T and zero (to rounding, set
     exactly) off it."""
     k, q = F.shape[0], p.U.shape[1]
-    for sl in _chunks(p.cols.size, (k + q) * q):
+    for sl in _chunks(p.cols.size, q * q + k):
         cols, U = p.cols[sl], p.U[sl]
         on = F[:, cols]
-        v = np.zeros((k + 1, cols.size))  # row k: the dummy topic
-        v[:k] = p.P[:k, :k] @ np.where(on, g[:, cols], 0.0)
+        v = p.P[:, :k] @ np.where(on, g[:, cols], 0.0)  # zero on the dummy topics
         if q:
-            n, pad = np.arange(cols.size), U == k
-            # P_UU, with the identity for the padding (the dummy topic, repeated)
-            PUU = np.where(
-                pad[:, :, None] | pad[:, None, :],
-                0.0,
-                p.P[U[:, :, None], U[:, None, :]],
-            )
-            PUU[:, np.arange(q), np.arange(q)] += pad
-            w = np.linalg.solve(PUU, v[U, n[:, None]][:, :, None])
-            v[:k] -= np.einsum("knu,nu->kn", p.P[:k][:, U], w[:, :, 0])
+            n = np.arange(cols.size)[:, None]
+            w = np.linalg.solve(p.P[U[:, :, None], U[:, None, :]], v[U, n][:, :, None])
+            W = np.zeros_like(v)  # w scattered to the topics U of each column
+            W[U, n] = w[:, :, 0]
+            v -= p.P @ W
         Z[:, cols] = np.where(on, v[:k], 0.0)
 
 
