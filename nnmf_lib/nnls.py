@@ -92,7 +92,7 @@ _CHOLESKY_WORK = 1 << 17
 # Columns solved through the complement are batched by the number q of topics off
 # their support, each batch padded to its largest q; a batch holds at least this many
 # columns (or all the rest).
-_COMPLEMENT_BATCH = 64
+_COMPLEMENT_BATCH = 128
 # Upper bound on the number of entries gathered at once (memory guard).
 _CHUNK_ENTRIES = 1 << 22
 # Data whose column exponents stay within +-_SAFE_EXP can be multiplied unscaled.
@@ -449,15 +449,25 @@ def _factor(C, F, R=None, red: _Reduced | None = None) -> _Factor:
 class _Complement:
     """Columns solved through the inverse ``P`` of the whole Gram matrix.
 
-    ``U`` is the n x q array of the topics off each column's support, padded with
-    distinct dummy topics k, k + 1, ... of the bordered ``P`` (see
-    :meth:`_Reduced.inverse`), so that ``P[U, U]`` is ``P_UU`` bordered by the
-    identity.
+    The columns are sorted by the number ``q`` of topics off their support, and
+    solved in batches: batch b holds those with ``limits[b - 1] < q <= limits[b]``.
+    ``U`` (n x limits[-1]) holds the topics off each column's support, then distinct
+    dummy topics k, k + 1, ... of the bordered ``P`` (see :meth:`_Reduced.inverse`),
+    so that ``P[U, U]`` (the first ``limits[b]`` of them in batch b) is ``P_UU``
+    bordered by the identity.
     """
 
     cols: np.ndarray
     U: np.ndarray
     P: np.ndarray
+    q: np.ndarray
+    limits: list
+
+    def keep(self, mask) -> _Complement:
+        """The part of the columns where ``mask`` is true."""
+        return _Complement(
+            self.cols[mask], self.U[mask], self.P, self.q[mask], self.limits
+        )
 
 
 def _complement_part(fac, patterns, group, red):
@@ -500,22 +510,18 @@ def _complement_part(fac, patterns, group, red):
     cols = cols[np.argsort(out[cols], kind="stable")]
     qs = out[cols]
     counts = np.cumsum(np.bincount(qs))
-    ends, start = [], 0
-    for value in range(len(counts)):
-        if counts[value] - start >= _COMPLEMENT_BATCH or value == len(counts) - 1:
-            ends.append(counts[value])
-            start = counts[value]
-    start = 0
-    for end in ends:
-        batch, q = cols[start:end], int(qs[end - 1])
-        # The topics off each support, in order, then the dummy topics k, k + 1, ...
-        off = ~patterns[group[batch]]  # n x k
-        rank = np.cumsum(off, axis=1) - 1
-        U = k + np.arange(q) - qs[start:end, None]
-        r, i = np.nonzero(off)
-        U[r, rank[r, i]] = i
-        fac.parts.append(_Complement(batch, U, P))
-        start = end
+    limits, start = [], 0
+    for value, count in enumerate(counts):
+        if count - start >= _COMPLEMENT_BATCH or value == len(counts) - 1:
+            limits.append(value)
+            start = count
+    # The topics off each support, in order, then the dummy topics k, k + 1, ...
+    off = ~patterns[group[cols]]  # n x k
+    rank = np.cumsum(off, axis=1) - 1
+    U = k + np.arange(q) - qs[:, None]
+    r, i = np.nonzero(off)
+    U[r, rank[r, i]] = i
+    fac.parts.append(_Complement(cols, U, P, qs, limits))
     return taken
 
 
@@ -643,18 +649,21 @@ def _apply_complement(p: _Complement, F, g, Z):
     """``Z[:, p.cols]``: ``z = v - P_U (P_UU)^-1 v_U`` with ``v = P g`` (g zero off the
     support), which is ``C_TT^-1 g_T`` on the support T and zero (to rounding, set
     exactly) off it."""
-    k, q = F.shape[0], p.U.shape[1]
-    for sl in _chunks(p.cols.size, q * q + k):
-        cols, U = p.cols[sl], p.U[sl]
-        on = F[:, cols]
-        v = p.P[:, :k] @ np.where(on, g[:, cols], 0.0)  # zero on the dummy topics
-        if q:
-            n = np.arange(cols.size)[:, None]
+    k = F.shape[0]
+    on = F[:, p.cols]
+    v = p.P[:, :k] @ np.where(on, g[:, p.cols], 0.0)  # zero on the dummy topics
+    W = np.zeros_like(v)  # w scattered to the topics U of each column
+    ends = np.searchsorted(p.q, p.limits, side="right")
+    for q, start, end in zip(p.limits, [0, *ends[:-1]], ends, strict=True):
+        if q == 0:
+            continue
+        for sl in _chunks(end - start, q * q):
+            n = np.arange(start, end)[sl, None]
+            U = p.U[n[:, 0], :q]
             w = np.linalg.solve(p.P[U[:, :, None], U[:, None, :]], v[U, n][:, :, None])
-            W = np.zeros_like(v)  # w scattered to the topics U of each column
             W[U, n] = w[:, :, 0]
-            v -= p.P @ W
-        Z[:, cols] = np.where(on, v[:k], 0.0)
+    v -= p.P @ W
+    Z[:, p.cols] = np.where(on, v[:k], 0.0)
 
 
 def _solve(red: _Reduced, fac: _Factor) -> tuple[np.ndarray, np.ndarray]:
@@ -686,7 +695,7 @@ def _patch(fac: _Factor, new: _Factor, cols: np.ndarray) -> _Factor:
         if not mask.any():  # every column of this part was replaced
             continue
         if isinstance(p, _Complement):
-            parts.append(_Complement(p.cols[mask], p.U[mask], p.P))
+            parts.append(p.keep(mask))
             continue
         rows = None if p.rows is None else p.rows[mask]
         parts.append(replace(p, cols=p.cols[mask], rows=rows, which=p.which[mask]))
