@@ -191,6 +191,8 @@ class _Reduced:
     c: np.ndarray | None = None
     B: np.ndarray | None = None
     e: np.ndarray | None = None
+    # The number of columns of the whole problem (kept by take()).
+    columns: int = 0
     # The inverse of C for the complement solves (see inverse()), once computed.
     cache: dict = field(default_factory=dict, repr=False)
 
@@ -205,11 +207,12 @@ class _Reduced:
                 self.c[:, cols],
                 self.B[:, cols],
                 self.e[cols],
+                self.columns,
                 self.cache,
             )
         R, C = self.R[cols], self.C[cols]
         c, B, e = self.c[:, cols], self.B[:, cols], self.e[cols]
-        return _Reduced(R, C, self.m, self.a, c, B, e)
+        return _Reduced(R, C, self.m, self.a, c, B, e, self.columns)
 
     def inverse(self) -> np.ndarray | None:
         """``C^-1`` bordered by the identity on k // 2 + 1 dummy topics k, k + 1, ...
@@ -267,7 +270,7 @@ def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
     else:  # data of extreme scale
         e = _exponent(axis_max(X, 0))
         c = project(scale_columns(X, e))
-    return _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e)
+    return _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e, c.shape[1])
 
 
 def _qr(A):
@@ -493,13 +496,18 @@ def _complement_part(fac, patterns, group, red):
     if not taken.any():
         return None
     q = int(out[taken].max())
-    # Work of the block inverses of these supports against that of two solves with
-    # the complement per column (the forward solve and, typically, one more); small
-    # problems keep the blocks (the work is then calls, not arithmetic).
+    # Small problems keep the blocks (their time is calls, not arithmetic). Otherwise,
+    # the time of the block inverses of these supports against that of two solves
+    # with the complement per column (the forward solve and, typically, one more),
+    # in microseconds as measured on one core (batched calls cost about 50 each).
+    if red.columns * k**3 < _CHOLESKY_WORK:
+        return None
     distinct = np.zeros(len(patterns), dtype=bool)
     distinct[group[taken]] = True
-    blocks = float(np.sum(sizes[distinct].astype(float) ** 3))
-    if blocks < _CHOLESKY_WORK or blocks <= 2.0 * int(taken.sum()) * (q**3 + k * q):
+    s = sizes[distinct] if k > _PAD_K else np.full(int(distinct.sum()), k)
+    classes = 1 if k <= _PAD_K else len(np.unique(s))
+    blocks = 50.0 * classes + float(np.sum(6e-4 * s.astype(float) ** 3 + 0.5))
+    if blocks <= 100.0 + 2.0 * int(taken.sum()) * (5e-4 * q**3 + 0.3):
         return None
     P = red.inverse()
     if P is None:
