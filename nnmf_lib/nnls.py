@@ -36,7 +36,7 @@ the power-of-two scales of the columns of ``A`` and ``X``.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import threadpoolctl
@@ -490,6 +490,10 @@ def _complement_part(fac, patterns, group, red):
     bound u _COND_EXACT that the blocks solved without refinement have.
     """
     k = fac.F.shape[0]
+    if red.columns * k**3 < _CHOLESKY_WORK or (
+        k <= _PAD_K and 50.0 + len(patterns) * (6e-4 * k**3 + 0.5) <= 100.0
+    ):  # see below
+        return None
     sizes = patterns.sum(axis=1)
     out = (k - sizes)[group]  # topics off each column's support
     taken = out <= k // 2
@@ -500,8 +504,6 @@ def _complement_part(fac, patterns, group, red):
     # the time of the block inverses of these supports against that of two solves
     # with the complement per column (the forward solve and, typically, one more),
     # in microseconds as measured on one core (batched calls cost about 50 each).
-    if red.columns * k**3 < _CHOLESKY_WORK:
-        return None
     distinct = np.zeros(len(patterns), dtype=bool)
     distinct[group[taken]] = True
     s = sizes[distinct] if k > _PAD_K else np.full(int(distinct.sum()), k)
@@ -633,8 +635,10 @@ def _apply(fac: _Factor, g: np.ndarray, r: np.ndarray | None = None) -> np.ndarr
         s = p.P.shape[1]
         for sl in _chunks(p.cols.size, s * s):
             cols, which = p.cols[sl], p.which[sl]
+            every = cols.size == Z.shape[1]  # then cols is arange(m)
             if p.rows is None:  # padded: mask g off the support
-                gs = np.where(fac.F[:, cols], g[:, cols], 0.0).T
+                on = fac.F if every else fac.F[:, cols]
+                gs = np.where(on, g if every else g[:, cols], 0.0).T
             else:
                 gs = g[p.rows[sl], cols[:, None]]
             z = (p.P[which] @ gs[:, :, None])[:, :, 0]
@@ -647,7 +651,7 @@ def _apply(fac: _Factor, g: np.ndarray, r: np.ndarray | None = None) -> np.ndarr
                     t = Ut @ r[:, cols[hard]].T[:, :, None]
                 z[hard] = (V @ (t * inv[:, :, None]))[:, :, 0]
             if p.rows is None:
-                Z[:, cols] = np.where(fac.F[:, cols], z.T, 0.0)
+                Z[:, cols] = np.where(on, z.T, 0.0)
             else:
                 Z[p.rows[sl], cols[:, None]] = z
     return Z
@@ -695,7 +699,8 @@ def _solve(red: _Reduced, fac: _Factor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _patch(fac: _Factor, new: _Factor, cols: np.ndarray) -> _Factor:
-    """``fac`` with the factors of the columns ``cols`` (boolean) taken from ``new``."""
+    """``fac`` with the factors of the columns ``cols`` (boolean) taken from ``new``
+    (whose parts are moved, renumbered, not copied)."""
     index = np.flatnonzero(cols)
     parts = []
     for p in fac.parts:
@@ -706,8 +711,10 @@ def _patch(fac: _Factor, new: _Factor, cols: np.ndarray) -> _Factor:
             parts.append(p.keep(mask))
             continue
         rows = None if p.rows is None else p.rows[mask]
-        parts.append(replace(p, cols=p.cols[mask], rows=rows, which=p.which[mask]))
-    parts += [replace(p, cols=index[p.cols]) for p in new.parts]
+        parts.append(_Part(p.cols[mask], rows, p.which[mask], p.P, p.hard, p.slot, p.K))
+    for p in new.parts:
+        p.cols = index[p.cols]
+        parts.append(p)
     F = fac.F.copy()
     F[:, index] = new.F
     singular, hard = fac.singular.copy(), fac.hard.copy()
