@@ -84,6 +84,8 @@ _RCOND = 1e-12
 # With sparse data and a mask, eigenvalues of Q^T diag(w) Q (at most 1) below this
 # are rounding errors: directions of A that the mask removes entirely.
 _GRAM_FLOOR = 1e-13
+# Up to this many topics, supports are grouped through a table of all 2^k codes.
+_TABLE_K = 12
 # Up to this many topics, all supports are solved in one padded batch (fewer calls).
 _PAD_K = 16
 # Batches of n blocks of size s with n s^3 at least this are inverted through their
@@ -348,9 +350,16 @@ def _group_columns(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns the distinct patterns (G x k) and, for each column, the index of its group.
     Up to 62 rows a column is one integer code; beyond, it is packed into 64-bit words
-    that are sorted, which is much faster than ``np.unique(F.T, axis=0)``.
+    that are sorted, which is much faster than ``np.unique(F.T, axis=0)``. Up to
+    _TABLE_K rows, a table of all 2^k codes replaces the sort (the same result).
     """
     k, m = F.shape
+    if k <= _TABLE_K:
+        bits = np.int64(1) << np.arange(k, dtype=np.int64)
+        codes = bits @ F
+        present = np.bincount(codes, minlength=1 << k) > 0
+        group = (np.cumsum(present) - 1)[codes]
+        return (np.flatnonzero(present)[:, None] & bits) != 0, group
     if k <= 62:
         bits = np.int64(1) << np.arange(k, dtype=np.int64)
         codes, group = np.unique(bits @ F, return_inverse=True)
