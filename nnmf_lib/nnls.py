@@ -21,7 +21,10 @@ How the answer is kept exact at any conditioning:
    R^\top R`) gives a first solution, which iterative refinement corrects with
    residuals :math:`c - R s` computed from ``R`` and ``c``, not from the Gram matrix;
    blocks too ill-conditioned for that are solved from the SVD of :math:`R_{:,T}`
-   (minimum-norm where :math:`A_{:,T}` is rank-deficient);
+   (minimum-norm where :math:`A_{:,T}` is rank-deficient); when C is well conditioned
+   (:math:`\kappa(C) \le 10^4`) and the supports are many and nearly full, the inverse
+   of C and the Schur complement on the few topics off each support replace the
+   blocks' inverses (``_complement_part``);
 4. the KKT conditions of the result are verified, and columns that miss them (or that
    the pivoting did not finish in ``max_iter`` sweeps) are finished by a batched
    Lawson-Hanson active-set method.
