@@ -424,19 +424,31 @@ def _factor(C, F, R=None, red: _Reduced | None = None) -> _Factor:
     """
     k, m = F.shape
     shared = C.ndim == 2
-    patterns, group = _group_columns(F) if shared else (F.T, np.arange(m))
     fac = _Factor(F, [], np.zeros(m, bool), np.zeros(m, bool), False)
-    if m == 0:
-        return fac
     rest = np.arange(m)  # the columns left to the blocks
-    if red is not None and shared:
-        taken = _complement_part(fac, patterns, group, red)
-        if taken is not None:
-            rest = np.flatnonzero(~taken)
-            used, group = np.unique(group[rest], return_inverse=True)
-            patterns, group = patterns[used], group.reshape(-1)
-            if rest.size == 0:
-                return fac
+    if red is not None and shared and red.cache.get("complement") and m:
+        # An earlier factorization of this problem chose the complement: the later
+        # ones (sweeps, the gradient) use it for every column it serves.
+        out = k - F.sum(axis=0)
+        taken = out <= k // 2
+        if taken.any():
+            _add_complement(fac, F, np.flatnonzero(taken), out, red.inverse())
+        rest = np.flatnonzero(~taken)
+        if rest.size == 0:
+            return fac
+        patterns, group = _group_columns(F[:, rest])
+    else:
+        patterns, group = _group_columns(F) if shared else (F.T, np.arange(m))
+        if m == 0:
+            return fac
+        if red is not None and shared:
+            taken = _complement_part(fac, patterns, group, red)
+            if taken is not None:
+                rest = np.flatnonzero(~taken)
+                used, group = np.unique(group[rest], return_inverse=True)
+                patterns, group = patterns[used], group.reshape(-1)
+                if rest.size == 0:
+                    return fac
     if k <= _PAD_K:  # small k: a single batch, each block padded with the identity
         on = patterns[:, :, None] & patterns[:, None, :]
         blocks = np.where(on, C, 0.0)
@@ -526,9 +538,17 @@ def _complement_part(fac, patterns, group, red):
     P = red.inverse()
     if P is None:
         return None
+    red.cache["complement"] = True
+    _add_complement(fac, fac.F, np.flatnonzero(taken), out, P)
+    return taken
+
+
+def _add_complement(fac, F, cols, out, P):
+    """Record in ``fac`` the complement solves of the columns ``cols`` of F, which
+    miss ``out`` topics each, with the bordered inverse P."""
+    k = F.shape[0]
     # Batches by the number of topics off the support (the solves are q x q): a new
     # batch starts when the one being filled holds _COMPLEMENT_BATCH columns.
-    cols = np.flatnonzero(taken)
     cols = cols[np.argsort(out[cols], kind="stable")]
     qs = out[cols]
     counts = np.cumsum(np.bincount(qs))
@@ -538,13 +558,12 @@ def _complement_part(fac, patterns, group, red):
             limits.append(value)
             start = count
     # The topics off each support, in order, then the dummy topics k, k + 1, ...
-    off = ~patterns[group[cols]]  # n x k
+    off = ~F[:, cols].T  # n x k
     rank = np.cumsum(off, axis=1) - 1
-    U = k + np.arange(q) - qs[:, None]
+    U = k + np.arange(limits[-1]) - qs[:, None]
     r, i = np.nonzero(off)
     U[r, rank[r, i]] = i
     fac.parts.append(_Complement(cols, U, P, qs, limits))
-    return taken
 
 
 def _add_part(fac, blocks, T, cols, rows, which, R):
