@@ -547,23 +547,49 @@ def _add_complement(fac, F, cols, out, P):
     """Record in ``fac`` the complement solves of the columns ``cols`` of F, which
     miss ``out`` topics each, with the bordered inverse P."""
     k = F.shape[0]
-    # Batches by the number of topics off the support (the solves are q x q): a new
-    # batch starts when the one being filled holds _COMPLEMENT_BATCH columns.
     cols = cols[np.argsort(out[cols], kind="stable")]
     qs = out[cols]
+    limits = _batch_limits(qs)
+    # The topics off each support, in order, then the dummy topics k, k + 1, ...
+    r, i = np.nonzero(~F[:, cols].T)  # row by row, in order
+    U = k + np.arange(limits[-1]) - qs[:, None]
+    U[r, np.arange(r.size) - np.repeat(np.cumsum(qs) - qs, qs)] = i
+    fac.parts.append(_Complement(cols, U, P, qs, limits))
+
+
+def _batch_limits(qs) -> list:
+    """Batches of the complement solves by the number q of topics off the support
+    (sorted ``qs``): a new batch starts when the one being filled holds
+    _COMPLEMENT_BATCH columns. Returns the largest q of each batch."""
     counts = np.cumsum(np.bincount(qs))
     limits, start = [], 0
     for value, count in enumerate(counts):
         if count - start >= _COMPLEMENT_BATCH or value == len(counts) - 1:
             limits.append(value)
             start = count
-    # The topics off each support, in order, then the dummy topics k, k + 1, ...
-    off = ~F[:, cols].T  # n x k
-    rank = np.cumsum(off, axis=1) - 1
-    U = k + np.arange(limits[-1]) - qs[:, None]
-    r, i = np.nonzero(off)
-    U[r, rank[r, i]] = i
-    fac.parts.append(_Complement(cols, U, P, qs, limits))
+    return limits
+
+
+def _merge_complements(parts: list, k: int) -> list:
+    """``parts`` with its complement parts merged into one (fewer, larger batches)."""
+    both = [p for p in parts if isinstance(p, _Complement)]
+    if len(both) < 2:
+        return parts
+    width = max(p.U.shape[1] for p in both)
+    U = np.concatenate(
+        [
+            np.concatenate([p.U, k + np.arange(p.U.shape[1], width) - p.q[:, None]], 1)
+            for p in both
+        ]
+    )
+    qs, cols = (
+        np.concatenate([p.q for p in both]),
+        np.concatenate([p.cols for p in both]),
+    )
+    order = np.argsort(qs, kind="stable")
+    merged = _Complement(cols[order], U[order], both[0].P, qs[order], [])
+    merged.limits = _batch_limits(merged.q)
+    return [p for p in parts if not isinstance(p, _Complement)] + [merged]
 
 
 def _add_part(fac, blocks, T, cols, rows, which, R):
@@ -746,6 +772,7 @@ def _patch(fac: _Factor, new: _Factor, cols: np.ndarray) -> _Factor:
     for p in new.parts:
         p.cols = index[p.cols]
         parts.append(p)
+    parts = _merge_complements(parts, fac.F.shape[0])
     F = fac.F.copy()
     F[:, index] = new.F
     singular, hard = fac.singular.copy(), fac.hard.copy()
