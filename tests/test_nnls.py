@@ -677,13 +677,16 @@ def test_nnls_with_the_complement_is_exact_and_warm_starts(monkeypatch):
     for got, ref, inf in ((S, S_ref, info), (S_warm, S_warm_ref, info_warm)):
         assert inf.kkt_residual <= 1e-14 and inf.n_fallback == 0
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
-    # The gradient reuses the forward solve's complement: the same as from scratch.
+    # The gradient reuses the forward solve's factors (the complement): the same as
+    # from the blocks, which nnls_vjp uses when it factorizes from scratch.
+    monkeypatch.undo()
+    S, solution = nnls_module._nnls(A, X)
+    assert any(type(p).__name__ == "_Complement" for p in solution.fac.parts)
     G = rng.standard_normal(S.shape)
-    dA, dX = nnls_vjp(A, X, S, G)
-    monkeypatch.setattr(nnls_module, "_CHOLESKY_WORK", 1 << 17)
-    dA_c, dX_c = nnls_vjp(A, X, S, G)
-    np.testing.assert_allclose(dA_c, dA, rtol=0, atol=1e-11 * np.abs(dA).max())
-    np.testing.assert_allclose(dX_c, dX, rtol=0, atol=1e-11 * np.abs(dX).max())
+    dA, dX, _ = nnls_module._vjp(A, X, S, G, None, solution)
+    dA_ref, dX_ref = nnls_vjp(A, X, S, G)
+    np.testing.assert_allclose(dA, dA_ref, rtol=0, atol=1e-11 * np.abs(dA_ref).max())
+    np.testing.assert_allclose(dX, dX_ref, rtol=0, atol=1e-11 * np.abs(dX_ref).max())
 
 
 # ---------------------------------------------------------------------------------
