@@ -81,16 +81,26 @@ class _Labels:
         return None if Y is None else cls(Y, L, lam)
 
 
-def _forward(A, X, W, supports=None, x_exp=None):
+def _forward(A, X, W, previous=None, x_exp=None):
     """Forward propagation on validated input: every layer's NNLS solution, with what
-    its solver knows (reused by the cost and the gradient). ``supports`` warm-starts
-    each layer; ``x_exp`` are the column exponents of X when known (X fixed)."""
+    its solver knows (reused by the cost and the gradient). The solutions of a
+    ``previous`` forward pass (a nearby point) warm-start each layer: their supports,
+    and how their supports were solved; ``x_exp`` are the column exponents of X when
+    known (X fixed)."""
     layers, data = [], X
     for i, a in enumerate(A):
-        support = None if supports is None else supports[i]
+        support = hint = None
+        if previous is not None:
+            support = previous[i].S > 0
+            hint = bool(previous[i].red.cache.get("complement"))
         first = i == 0
         data, solution = _nnls(
-            a, data, W if first else None, support, x_exp=x_exp if first else None
+            a,
+            data,
+            W if first else None,
+            support,
+            x_exp=x_exp if first else None,
+            complement=hint,
         )
         layers.append(solution)
     return layers
@@ -683,9 +693,8 @@ class _Problem:
         return cls(X, W, labels, loss, sq_norm(WX), _exponent(axis_max(X, 0)))
 
     def forward(self, A, previous=None):
-        """Forward pass, warm-started from the supports of ``previous`` if given."""
-        supports = None if previous is None else [layer.S > 0 for layer in previous]
-        return _forward(A, self.X, self.W, supports, self.x_exp)
+        """Forward pass, warm-started from ``previous`` (a forward pass) if given."""
+        return _forward(A, self.X, self.W, previous, self.x_exp)
 
     def cost(self, A, B, layers) -> _Fit:
         return _cost(A, B, self.X, layers, self.W, self.labels, self.loss, self.norm_x2)

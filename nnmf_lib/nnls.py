@@ -810,13 +810,20 @@ class _Solution:
         return self.red.unscaled(self.red.B, power=-1)
 
 
-def _nnls(A, X, W=None, support=None, max_iter: int = 100, x_exp=None):
+def _nnls(
+    A, X, W=None, support=None, max_iter: int = 100, x_exp=None, complement=False
+):
     """:func:`nnls` on validated input; returns ``S`` and the :class:`_Solution`.
 
     Scale and QR-reduce, pivot, verify the KKT conditions column by column, finish the
-    columns that miss them by the active-set method, and scale back.
+    columns that miss them by the active-set method, and scale back. ``complement``
+    says that a previous, nearby problem (the one ``support`` comes from) was solved
+    through the complement (:func:`_complement_part`): this one then uses it wherever
+    it can, without weighing the two paths again.
     """
     red = _reduce(A, X, W, x_exp)
+    if complement and red.inverse() is not None:
+        red.cache["complement"] = True
     k = red.B.shape[0]
     usable = _diagonal(red.C) > 0  # zero topics stay out
     usable = usable[:, None] if usable.ndim == 1 else usable.T
