@@ -39,7 +39,7 @@ the power-of-two scales of the columns of ``A`` and ``X``.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import threadpoolctl
@@ -571,7 +571,8 @@ def _batch_limits(qs) -> list:
 
 
 def _merge_complements(parts: list, k: int) -> list:
-    """``parts`` with its complement parts merged into one (fewer, larger batches)."""
+    """``parts`` with its complement parts merged into one (fewer, larger batches,
+    for a factorization applied more than once)."""
     both = [p for p in parts if isinstance(p, _Complement)]
     if len(both) < 2:
         return parts
@@ -772,7 +773,6 @@ def _patch(fac: _Factor, new: _Factor, cols: np.ndarray) -> _Factor:
     for p in new.parts:
         p.cols = index[p.cols]
         parts.append(p)
-    parts = _merge_complements(parts, fac.F.shape[0])
     F = fac.F.copy()
     F[:, index] = new.F
     singular, hard = fac.singular.copy(), fac.hard.copy()
@@ -1284,6 +1284,8 @@ def _vjp_z(solution: _Solution | None, A, S, G, W=None):
                 )
                 sub = red if red.C.ndim == 2 else None
                 fac = _patch(fac, _factor(C, F[:, changed], R, sub), changed)
+        # One set of batched solves for the complement parts of all the sweeps.
+        fac = replace(fac, parts=_merge_complements(fac.parts, F.shape[0]))
         # A = A_s D: (A_T^T A_T)^{-1} = D^-1 C_TT^{-1} D^-1.
         Z = red.unscaled(_apply(fac, red.unscaled(G, data=False)), data=False)
     return Z, fac.singular & F.any(axis=0)
