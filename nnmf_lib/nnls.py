@@ -505,7 +505,7 @@ def _complement_part(fac, patterns, group, red):
     gives ``(C_TT)^-1 = P_TT - P_TU (P_UU)^-1 P_UT``: a support that misses q topics
     costs one q x q solve per column instead of one s x s inverse per distinct
     support. That pays when the supports are many and nearly full (the first layer of
-    Neural NMF in ``benchmarks/bench_neural.py``: 650 distinct supports of 14 to 20 of
+    Neural NMF in ``benchmarks/bench_neural.py``: 650 distinct supports of 13 to 20 of
     20 topics among 1000 columns). Its rounding error grows like u cond(C), not like
     u cond(C_TT) as with the block's own inverse (for supports that leave out one of
     two nearly equal topics, at cond(C) = 1.4e4: 2e-13 relative against 7e-15), so it
