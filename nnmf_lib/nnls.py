@@ -384,6 +384,7 @@ def _group_columns(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Part:
     """Columns whose blocks were inverted in one batch.
 
+    ``cols`` is ascending (so a part of all m columns has ``cols == arange(m)``).
     ``rows`` is None for the padded batch (every block k x k, the identity off the
     support) or the n x s support of each column. ``P`` holds the block inverses,
     ``which`` the block of each column; ``K`` the pseudoinverses of R on the support
