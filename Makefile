@@ -13,8 +13,13 @@ unexport MPLBACKEND
 # 0.06 s with one). It also makes the book's numbers independent of the thread count.
 RUN_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 # The chapters' long cells pass verbose=True for readers who run them (a progress bar in
-# JupyterLab or Colab); a built page is static, so the builds and tests turn tqdm off.
-RUN_ENV += TQDM_DISABLE=1
+# JupyterLab or Colab); a built page is static, so the builds and tests turn tqdm off
+# (tools/kernel_startup.py makes the kernels' notebook bars honour TQDM_DISABLE too).
+KERNEL_STARTUP := _build/ipython/profile_default/startup
+RUN_ENV += TQDM_DISABLE=1 IPYTHONDIR=$(CURDIR)/_build/ipython
+define kernel_startup
+	mkdir -p $(KERNEL_STARTUP) && cp tools/kernel_startup.py $(KERNEL_STARTUP)/
+endef
 
 .PHONY: setup book course student grade test site-check browser lab clean
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -38,6 +43,7 @@ $(STAMP): pyproject.toml binder/overrides.json
 ## book: build the book from clean into _build/html (every chapter is executed)
 book: $(STAMP)
 	rm -rf _build
+	$(kernel_startup)
 	$(RUN_ENV) $(BIN)/jupyter-book build .
 	@echo "Open _build/html/index.html"
 
@@ -45,6 +51,7 @@ book: $(STAMP)
 ## (its downloads and Colab notebooks are the student notebooks), checked in Chromium
 course: $(STAMP) browser
 	rm -rf _build/course
+	$(kernel_startup)
 	NNMF_BOOK_HIDE_SOLUTIONS=1 $(RUN_ENV) $(BIN)/jupyter-book build . \
 		--path-output _build/course
 	$(BIN)/python tools/check_site.py _build/course/_build/html --no-solutions \
@@ -60,6 +67,7 @@ student: $(STAMP)
 ## the scores per student and exercise go to _build/grading/grades.csv
 grade: student
 	@test -n "$(SUBMISSIONS)" || { echo "Usage: make grade SUBMISSIONS=<folder>"; exit 2; }
+	$(kernel_startup)
 	$(RUN_ENV) $(BIN)/python tools/student.py grade "$(SUBMISSIONS)"
 
 ## test: lint, unit tests, every chapter through nbval (each chapter executed once, on
@@ -68,6 +76,7 @@ grade: student
 # The experiments chapter runs NNMF_BOOK_TRIALS trials per table entry (25 in the book).
 test: export NNMF_BOOK_TRIALS ?= 2
 test: $(STAMP) browser
+	$(kernel_startup)
 	$(RUN_ENV) $(BIN)/python tools/run_tests.py
 
 ## site-check: open every page of _build/html in headless Chromium (math, images, links,

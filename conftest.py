@@ -6,8 +6,8 @@ cell by cell in a fresh kernel whose working directory is the chapter's folder (
 ``jupyter-book build``). A failing cell fails the test ``book/<chapter>.md::Cell <n>``.
 
 With ``--executed-notebooks DIR``, each chapter whose cells all ran without error is
-also written to ``DIR/<chapter>.ipynb`` with the outputs nbval received, so that the book
-build can render them instead of executing the chapter a second time
+also written to ``DIR/<chapter>.ipynb`` with the outputs nbval received, so that the
+book build can render them instead of executing the chapter a second time
 (``tools/seed_cache.py`` puts them into the build's execution cache).
 """
 
@@ -76,14 +76,14 @@ class MystNotebookFile(nbval.plugin.IPyNbFile):
         """Save the chapter with the outputs nbval received, if every cell ran."""
         ran = [getattr(item, "test_outputs", None) for item in self.cells]
         skipped = [item.options["skip"] for item in self.cells]
-        for outputs, skip in zip(ran, skipped):
+        for outputs, skip in zip(ran, skipped, strict=True):
             if skip:
                 continue
             if outputs is None or any(o.output_type == "error" for o in outputs):
                 return  # a cell failed or did not run: nothing to reuse
         nb = jupytext.read(self.path)  # as the book reads it (no nbval-skip tags)
         code = [cell for cell in nb.cells if cell.cell_type == "code"]
-        for count, (cell, outputs) in enumerate(zip(code, ran), start=1):
+        for count, (cell, outputs) in enumerate(zip(code, ran, strict=True), start=1):
             cell.outputs = [_as_output(o) for o in outputs or []]
             cell.execution_count = count if outputs is not None else None
         nb.metadata["nnmf_execution_seconds"] = time.perf_counter() - self.started
@@ -118,7 +118,8 @@ def pytest_collect_file(file_path, parent):
 
 
 def pytest_collection_modifyitems(items):
-    """Slow chapters first (stable otherwise): with two workers they overlap the rest."""
+    """Slow chapters first (stable otherwise): with two workers they overlap the
+    rest."""
 
     def rank(item):
         path = Path(str(item.path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._run import scale_exponent, scaled
 from ._sparse import distance2, is_sparse, residual_norm2, sq_norm
 from ._validation import as_data, as_mask, as_matrix, check_shape, sparse_mask, unmask
 
@@ -36,6 +37,13 @@ def relative_error(X, approximation, W=None) -> float:
         X, W = unmask(X, W)
         X = np.where(W, X, 0.0) if W is not None else X  # masked entries may be NaN
     X = as_data(X, "X", nonnegative=False)
+    # The ratio does not change when both are divided by 2^e; far from 1 their
+    # squares would overflow or underflow (data from 1e-250 to 1e250 are accepted).
+    e = scale_exponent(X)
+    if e:
+        X = scaled(X, e)
+        approximation = as_data(approximation, "approximation", nonnegative=False)
+        approximation = scaled(approximation, e)
     if is_sparse(X):
         return _sparse_relative_error(X, approximation, W)
     approximation = as_matrix(approximation, "approximation")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from nnmf_lib import accuracy, predict_labels, relative_error
 
@@ -42,3 +43,18 @@ def test_predict_labels_and_accuracy():
         accuracy([0, 1], [0, 1], mask=[1, 0])
     with pytest.raises(ValueError, match="empty set of samples"):
         accuracy([0, 1], [0, 1], mask=np.array([False, False]))
+
+
+@pytest.mark.parametrize("c", [1e-250, 1e-120, 1e120, 1e250])
+@pytest.mark.parametrize("form", ["dense", "sparse X", "both sparse"])
+def test_relative_error_at_any_scale(c, form):
+    """The ratio is scale-free; its squares would overflow or underflow unscaled."""
+    rng = np.random.default_rng(0)
+    X, D = rng.random((30, 20)), rng.random((30, 3)) @ rng.random((3, 20))
+    expected = relative_error(X, D)
+    X, D = c * X, c * D
+    if form != "dense":
+        X = sp.csr_array(X)
+    if form == "both sparse":
+        D = sp.csr_array(D)
+    assert relative_error(X, D) == pytest.approx(expected, rel=1e-14)
