@@ -466,7 +466,8 @@ def neural_nmf(
     - ``optimizer="adam"`` takes projected Adam steps of size ``lr`` (in the units of
       the entries of A); the cost may go up and down.
 
-    Forward passes are warm-started from the supports of the previous epoch.
+    Forward passes are warm-started from the previous pass (its supports, and the way
+    its solves were made).
 
     Parameters
     ----------
