@@ -304,8 +304,8 @@ def deep_nmf(
 
     Notes
     -----
-    E is not invariant under rescaling: :math:`A^{(0)} \\to A^{(0)} D`,
-    :math:`S^{(0)} \\to D^{-1} S^{(0)}`, :math:`A^{(1)} \\to D^{-1} A^{(1)}` leaves
+    E is not invariant under rescaling: :math:`A^{(0)} \to A^{(0)} D`,
+    :math:`S^{(0)} \to D^{-1} S^{(0)}`, :math:`A^{(1)} \to D^{-1} A^{(1)}` leaves
     the product unchanged but divides the upper layers' residuals by D. So E can be
     lowered without changing the model, it has no minimizer in general, and long
     refinements drift (the norm of ``A[0]`` grows).

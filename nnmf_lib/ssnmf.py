@@ -235,7 +235,7 @@ def ssnmf(
         Initialization of ``A`` and ``S``, as in :func:`nnmf_lib.nmf`.
     B0 : array_like, shape (P, k), optional
         Initial classifier. Default: random :math:`|N(0, 1)|` entries, scaled so that
-        ``B0 @ S0`` has about 0.8 times (:math:`\\sqrt{2/\\pi}`) the mean of the known
+        ``B0 @ S0`` has about 0.8 times (:math:`\sqrt{2/\pi}`) the mean of the known
         labels.
     max_iter : int, default 1000
     tol : float, default 1e-5
