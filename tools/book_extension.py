@@ -246,7 +246,7 @@ class AuthorYearLabels(BaseLabelStyle):
             Text.from_latex(" ".join(p.prelast_names + p.last_names)).render_as("text")
             for p in persons
         ]
-        if len(names) > 2:
+        if len(names) > 2 or names[1:] == ["others"]:  # BibTeX's "and others"
             who = f"{names[0]} et al."
         else:
             who = " and ".join(names) or entry.fields.get("title", entry.key)
