@@ -1,4 +1,4 @@
-"""Helpers shared by tests/test_inputs.py and tests/test_properties.py."""
+"""Helpers shared by the tests."""
 
 from __future__ import annotations
 
@@ -7,6 +7,20 @@ import warnings
 import numpy as np
 
 import nnmf_lib as nl
+
+# The front matter of a MyST notebook chapter (for the mini books of the tests).
+MYST_HEADER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
 
 
 def quiet(function, *args, **kwargs):

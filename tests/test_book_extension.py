@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from helpers import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location(
@@ -56,18 +57,9 @@ sphinx:
 
 TOC = "format: jb-book\nroot: book/chapter\n"
 
-CHAPTER = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+CHAPTER = (
+    MYST_HEADER
+    + """
 # A chapter
 
 ```{code-cell} ipython3
@@ -122,6 +114,7 @@ assert answer == 42
 
 Text after the exercises.
 """
+)
 
 
 def build(root: Path, hide: bool) -> Path:

@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from helpers import MYST_HEADER
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,16 +84,9 @@ def test_no_paired_notebooks_next_to_chapters():
     )
 
 
-FAILING_CHAPTER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
+FAILING_CHAPTER = (
+    MYST_HEADER
+    + """
 
 # A chapter with a false claim
 
@@ -113,6 +107,7 @@ assert S[0, 0] == 3.0, f"expected 3, got {S[0, 0]}"
 raise RuntimeError("never runs: tagged skip-execution")
 ```
 """
+)
 
 
 def test_a_failing_assert_in_a_chapter_fails_the_test_run(pytester):

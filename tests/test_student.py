@@ -24,6 +24,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from helpers import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("student", ROOT / "tools" / "student.py")
@@ -31,18 +32,9 @@ student = importlib.util.module_from_spec(spec)
 sys.modules["student"] = student  # dataclasses look their module up there
 spec.loader.exec_module(student)
 
-CHAPTER = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
+CHAPTER = (
+    MYST_HEADER
+    + """
 # A chapter
 
 ```{code-cell} ipython3
@@ -111,6 +103,7 @@ assert np.allclose(centred, data - 2.5)
 assert centred.max() == 2.5  # HIDDEN_EXERCISE_CLAIM, after the exercises
 ```
 """
+)
 
 SOLUTION_MARKS = [
     "PLAIN_SOLUTION_TEXT",
