@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -21,6 +22,12 @@ kernelspec:
   name: python3
 ---
 """
+
+
+def next_line() -> int:
+    """The line number of the line after the caller's (where a test calls the function
+    whose warning must point at it)."""
+    return inspect.currentframe().f_back.f_lineno + 1
 
 
 def quiet(function, *args, **kwargs):

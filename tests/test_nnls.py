@@ -9,7 +9,6 @@ with sparse coefficients (degenerate: no strict complementarity); a zero column 
 from __future__ import annotations
 
 import importlib
-import inspect
 import warnings
 
 import cvxpy as cp
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 import scipy.sparse
+from helpers import next_line
 
 from nnmf_lib import (
     AccuracyWarning,
@@ -693,11 +693,6 @@ def test_nnls_with_the_complement_is_exact_and_warm_starts(monkeypatch):
 # Warnings: the library's own classes, attributed to the caller's line
 
 
-def caller_line():
-    """The line number of the next line of the calling test."""
-    return inspect.currentframe().f_back.f_lineno + 1
-
-
 def only_warning(record, category):
     found = [w for w in record if issubclass(w.category, category)]
     assert len(found) == 1, [str(w.message) for w in record]
@@ -710,7 +705,7 @@ def test_accuracy_warning_points_at_the_callers_line(monkeypatch):
     A, X = rng.random((20, 4)), rng.random((20, 6))
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        line = caller_line()
+        line = next_line()
         nnls(A, X)
     w = only_warning(record, AccuracyWarning)
     assert w.filename == __file__ and w.lineno == line
@@ -722,7 +717,7 @@ def test_fallback_and_rank_warnings_point_at_the_callers_line():
     A, X = rng.random((50, 15)) ** 3, rng.random((50, 40)) ** 2
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        line = caller_line()
+        line = next_line()
         nnls(A, X, max_iter=1)
     w = only_warning(record, ConvergenceWarning)
     assert (w.filename, w.lineno) == (__file__, line)
@@ -730,7 +725,7 @@ def test_fallback_and_rank_warnings_point_at_the_callers_line():
     A_dup = np.hstack([A, A[:, :1]])
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        line = caller_line()
+        line = next_line()
         nnls(A_dup, X)
     w = only_warning(record, RankDeficiencyWarning)
     assert (w.filename, w.lineno) == (__file__, line)
@@ -744,19 +739,19 @@ def test_warnings_from_nested_calls_point_at_the_callers_line():
     A_dup = [np.hstack([a, a[:, :1]]), rng.random((4, 2))]
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        line = caller_line()
+        line = next_line()
         forward(A_dup, X)
     w = only_warning(record, RankDeficiencyWarning)
     assert (w.filename, w.lineno) == (__file__, line)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        line = caller_line()
+        line = next_line()
         neural_nmf(X, [4, 2], init=A_dup, max_epochs=2)
     w = only_warning(record, RankDeficiencyWarning)
     assert (w.filename, w.lineno) == (__file__, line)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        line = caller_line()
+        line = next_line()
         nmf(X, 3, method="anls", max_iter=2)
     w = only_warning(record, ConvergenceWarning)
     assert (w.filename, w.lineno) == (__file__, line)

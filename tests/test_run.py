@@ -4,14 +4,13 @@ argument checks of issue "every run bounded, observable and honest"."""
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from helpers import factors, quiet
+from helpers import factors, next_line, quiet
 
 from nnmf_lib import (
     ConvergenceWarning,
@@ -34,11 +33,6 @@ def blocks():
     return hierarchical_blocks(random_state=0)
 
 
-def here() -> int:
-    """The line number of the caller's next line."""
-    return sys._getframe(1).f_lineno + 1
-
-
 def assert_at(rec, line: int) -> None:
     """Every recorded warning points at this file, the first one at ``line``."""
     assert rec, "no warning was issued"
@@ -52,7 +46,7 @@ def assert_at(rec, line: int) -> None:
 @pytest.mark.parametrize("method", ["mu", "hals", "anls"])
 def test_nmf_warns_at_max_iter_at_the_callers_line(blocks, method):
     with pytest.warns(ConvergenceWarning, match="stopped at max_iter=3") as rec:
-        line = here()
+        line = next_line()
         res = nmf(blocks.X, 5, method=method, max_iter=3, tol=0)
     assert_at(rec, line)
     assert not res.converged and res.stop_reason == "max_iter"
@@ -60,7 +54,7 @@ def test_nmf_warns_at_max_iter_at_the_callers_line(blocks, method):
 
 def test_ssnmf_warns_at_max_iter_at_the_callers_line(blocks):
     with pytest.warns(ConvergenceWarning, match="ssnmf stopped at max_iter=3") as rec:
-        line = here()
+        line = next_line()
         res = ssnmf(blocks.X, 4, blocks.Y[4], max_iter=3, random_state=0)
     assert_at(rec, line)
     assert res.stop_reason == "max_iter"
@@ -68,7 +62,7 @@ def test_ssnmf_warns_at_max_iter_at_the_callers_line(blocks):
 
 def test_hnmf_warns_per_layer_at_the_callers_line(blocks):
     with pytest.warns(ConvergenceWarning, match="hnmf layer [12]/2") as rec:
-        line = here()
+        line = next_line()
         res = hnmf(blocks.X, [9, 4], max_iter=3)
     assert_at(rec, line)
     assert len(rec) == 2
@@ -77,7 +71,7 @@ def test_hnmf_warns_per_layer_at_the_callers_line(blocks):
 
 def test_deep_nmf_warns_at_the_callers_line(blocks):
     with pytest.warns(ConvergenceWarning, match="deep_nmf") as rec:
-        line = here()
+        line = next_line()
         res = deep_nmf(blocks.X, [9, 4], max_iter=2, tol=0, forward_iter=3)
     assert_at(rec, line)
     assert "deep_nmf stopped at max_iter=2" in str(rec[-1].message)
@@ -86,7 +80,7 @@ def test_deep_nmf_warns_at_the_callers_line(blocks):
 
 def test_neural_nmf_warns_at_max_epochs_at_the_callers_line(blocks):
     with pytest.warns(ConvergenceWarning, match="max_epochs=3") as rec:
-        line = here()
+        line = next_line()
         res = neural_nmf(blocks.X, [4, 2], max_epochs=3, random_state=0)
     assert_at(rec, line)
     assert not res.converged and res.stop_reason == "max_epochs"
@@ -104,7 +98,7 @@ def test_deep_nmf_warns_when_pooling_shuffled_samples_is_worse_than_zero(blocks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with pytest.warns(FitWarning, match="radius=0, or order the samples") as rec:
-            line = here()
+            line = next_line()
             res = deep_nmf(X, [9, 4], random_state=0)
     assert_at(rec, line)
     assert res.errors[-1] > 1
@@ -154,7 +148,7 @@ def test_max_time_stops_cleanly_warns_and_says_so(blocks, function, args):
         kw["forward_iter"] = 10**6
     start = time.perf_counter()
     with pytest.warns(ConvergenceWarning, match="max_time") as rec:
-        line = here()
+        line = next_line()
         res = function(blocks.X, *args, tol=0, max_time=0.3, random_state=0, **kw)
     assert time.perf_counter() - start < 5.0
     assert_at([w for w in rec if "max_time" in str(w.message)], line)
