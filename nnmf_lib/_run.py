@@ -8,7 +8,9 @@ records why it stopped in its result's ``stop_reason``:
 - ``"max_iter"`` (``"max_epochs"`` for Neural NMF): the iteration budget ran out;
 - ``"max_time"``: the time budget ran out;
 - ``"callback"``: the user's callback asked to stop (Neural NMF);
-- ``"stationary"``: no step decreases the cost any more (Neural NMF, converged).
+- ``"stationary"``: no step decreases the cost any more (Neural NMF, converged);
+- ``"diverged"``: the stopping rule held at a relative error above 1, worse than the
+  zero matrix (``nmf``, ``ssnmf``, ``hnmf``; ``converged=False``, with a warning).
 """
 
 from __future__ import annotations

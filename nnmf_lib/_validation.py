@@ -106,7 +106,7 @@ def _as_array(X, name: str) -> np.ndarray:
         if n:
             hint = (
                 ", or give data with missing entries to a function that takes a data "
-                "mask W (nnls, nmf, ssnmf, hnmf, neural_nmf, ...)"
+                "mask W (nnls, nmf with method='mu' or 'hals', ssnmf, hnmf, neural_nmf)"
                 if name.startswith("X")
                 else ""
             )
