@@ -40,7 +40,14 @@ from ._run import (
     scaled_weight,
     unconverged_message,
 )
-from ._sparse import SparseMask, axis_max, is_sparse, residual_norm2, sq_norm
+from ._sparse import (
+    SparseMask,
+    axis_max,
+    is_sparse,
+    residual_norm2,
+    sq_norm,
+    times_t,
+)
 from ._validation import (
     ConvergenceWarning,
     RankDeficiencyWarning,
@@ -263,7 +270,7 @@ def _gradient(A, B, X, layers, W, labels, loss, fit):
     if fit.R0 is None:  # no mask: the folded form, one product with X
         Z, flags = _vjp_z(layers[0], A[0], S[0], g)
         inner = S[0] @ Z.T + Z @ S[0].T - 2 * (fit.Y @ fit.Y.T)
-        grads[0] = X @ (Z - 2 * fit.Y).T - A[0] @ inner
+        grads[0] = times_t(X, Z - 2 * fit.Y) - A[0] @ inner
     else:
         dA, _, flags = _vjp(A[0], X, S[0], g, W, layers[0])
         grads[0] = dA - 2 * (fit.R0 @ fit.Y.T)

@@ -16,7 +16,10 @@ How the answer is kept exact at any conditioning:
 1. the columns of ``A`` and ``X`` are scaled by powers of two (exactly) to unit size;
 2. ``A = Q R`` (QR factorization, ``R`` is k x k) reduces the problem to k dimensions
    without squaring the condition number: :math:`\|x - As\|^2 = \|c - Rs\|^2 + \|(I -
-   QQ^\top)x\|^2` with :math:`c = Q^\top x`;
+   QQ^\top)x\|^2` with :math:`c = Q^\top x`; when :math:`C = A^\top A` is well
+   conditioned (:math:`\kappa(C) \le 10^4`, where squaring the condition number loses
+   at most about :math:`10^4 u \approx 2 \cdot 10^{-12}`), :math:`A^\top A` and
+   :math:`A^\top X` are formed directly and R is the Cholesky factor of C instead;
 3. on each passive set T the inverse of the Gram block :math:`C_{TT}` (:math:`C =
    R^\top R`) gives a first solution, which iterative refinement corrects with
    residuals :math:`c - R s` computed from ``R`` and ``c``, not from the Gram matrix;
@@ -53,6 +56,7 @@ from ._sparse import (
     sampled,
     scale,
     scale_columns,
+    times_t,
 )
 from ._validation import (
     AccuracyWarning,
@@ -98,6 +102,9 @@ _CHOLESKY_WORK = 1 << 17
 # their support, each batch padded to its largest q; a batch holds at least this many
 # columns (or all the rest).
 _COMPLEMENT_BATCH = 128
+# A block inverse shared by this many columns is applied to them in one matrix
+# product instead of through the gathered, batched products.
+_SHARED_BLOCK = 64
 # Upper bound on the number of entries gathered at once (memory guard).
 _CHUNK_ENTRIES = 1 << 22
 # Data whose column exponents stay within +-_SAFE_EXP can be multiplied unscaled.
@@ -187,6 +194,8 @@ class _Reduced:
     ``X 2**-e`` (columns scaled by powers of two), ``c = Q^T X 2**-e`` and
     ``q(A, X) = D^-1 q(R, c) 2**e``. ``R`` is r x k (``r = min(N, k)``), or M x r x k
     with a data mask (one factorization per column); ``C = R^T R``, ``B = R^T c``.
+    When C is well conditioned, R is its Cholesky factor instead, B is formed as
+    ``(A D^-1)^T X 2**-e`` and ``c`` only when asked for (:meth:`rhs`).
     """
 
     R: np.ndarray
@@ -209,7 +218,7 @@ class _Reduced:
                 self.C,
                 self.m,
                 self.a,
-                self.c[:, cols],
+                None if self.c is None else self.c[:, cols],
                 self.B[:, cols],
                 self.e[cols],
                 self.columns,
@@ -219,13 +228,22 @@ class _Reduced:
         c, B, e = self.c[:, cols], self.B[:, cols], self.e[cols]
         return _Reduced(R, C, self.m, self.a, c, B, e, self.columns)
 
+    def rhs(self) -> np.ndarray:
+        """``c``; formed as ``R^-T B`` when the Gram matrices were formed directly
+        (:func:`_gram_factor`: then only refinement needs it, and rarely)."""
+        if self.c is None:
+            self.c = lapack.dtrtrs(self.R, self.B, trans=1)[0]
+        return self.c
+
     def inverse(self) -> np.ndarray | None:
         """``C^-1`` bordered by the identity on k // 2 + 1 dummy topics k, k + 1, ...
         (which pad the complements of :func:`_complement_part`), when C is shared and
         so well conditioned that every block ``C_TT`` solved through it is as accurate
         as when inverted on its own; None otherwise."""
         if "P" not in self.cache:
-            self.cache["P"] = _bordered_inverse(self.R) if self.C.ndim == 2 else None
+            shared = self.C.ndim == 2
+            sigma = self.cache.get("sigma")
+            self.cache["P"] = _bordered_inverse(self.R, sigma) if shared else None
         return self.cache["P"]
 
     def unscaled(self, x, power: int = 1, data: bool = True) -> np.ndarray:
@@ -250,32 +268,72 @@ def _column_norms(A: np.ndarray):
 def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
     """QR-reduce ``min ||W * (X - A S)||`` to k dimensions (``X`` may be None when only
     the factorization of ``A`` is needed). ``x_exp``: exponents of the column maxima of
-    ``X`` when the caller knows them (X fixed over many calls)."""
+    ``X`` when the caller knows them (X fixed over many calls).
+
+    Without a mask, when ``C = A^T A`` is so well conditioned (``cond(C) <=
+    _COND_EXACT``) that every support is solved through an inverse without loss, the
+    Gram matrices are formed directly and R is the Cholesky factor of C: the same
+    accuracy as a QR reduction there, without its cost (:func:`_gram_factor`).
+    """
     m, a = _column_norms(A)
     A = np.ldexp(A, -a) / m  # unit-norm topics
+    gram = None
     if W is None:
-        with _one_thread(A.size >= 4096):  # threads thrash in QR on a busy machine
-            Q, R = _qr(A)
-        project = (lambda X: Q.T @ X) if X is not None else None
+        gram = _gram_factor(A)
+        if gram is not None:  # C and R from A^T A; the data enter through A^T X
+            R, C, sigma = gram
+            project = (lambda X: A.T @ X) if X is not None else None
+        else:
+            with _one_thread(A.size >= 4096):  # threads thrash in QR on a busy machine
+                Q, R = _qr(A)
+            project = (lambda X: Q.T @ X) if X is not None else None
     elif isinstance(W, SparseMask):  # sparse data: per-column factors from Grams
         R, project = _sparse_masked_qr(A, W)
     else:  # one factorization per column; X enters through the same loop
         R, c = _masked_qr(A, X, W)
         project = (lambda X: _masked_qr(A, X, W)[1]) if X is not None else None
-    C = _mul(R, R, transpose=True) if R.ndim == 2 else np.einsum("mji,mjk->mik", R, R)
+    if gram is None and R.ndim == 2:
+        C = _mul(R, R, transpose=True)
+    elif gram is None:
+        C = np.einsum("mji,mjk->mik", R, R)
     if X is None:
-        return _Reduced(R, C, m, a)
-    # The columns of X are scaled by powers of two after the product when their
-    # scales are moderate (checked on the result), before it otherwise.
-    if W is None or isinstance(W, SparseMask):
-        c = project(X)  # the one N x M product (sparse X: O(nnz(X) k))
-    e = _exponent(np.abs(c).max(axis=0)) if x_exp is None else x_exp
-    if np.isfinite(c).all() and e.min() > -_SAFE_EXP and e.max() < _SAFE_EXP:
-        c = np.ldexp(c, -e)
-    else:  # data of extreme scale
-        e = _exponent(axis_max(X, 0))
-        c = project(scale_columns(X, e))
-    return _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e, c.shape[1])
+        red = _Reduced(R, C, m, a)
+    else:
+        # The columns of X are scaled by powers of two after the product when their
+        # scales are moderate (checked on the result), before it otherwise.
+        if W is None or isinstance(W, SparseMask):
+            c = project(X)  # the one N x M product (sparse X: O(nnz(X) k))
+        e = _exponent(np.abs(c).max(axis=0)) if x_exp is None else x_exp
+        if np.isfinite(c).all() and e.min() > -_SAFE_EXP and e.max() < _SAFE_EXP:
+            c = np.ldexp(c, -e)
+        else:  # data of extreme scale
+            e = _exponent(axis_max(X, 0))
+            c = project(scale_columns(X, e))
+        if gram is None:
+            red = _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e, c.shape[1])
+        else:  # c holds A^T X, that is B (c itself is formed if needed: rhs())
+            red = _Reduced(R, C, m, a, None, c, e, c.shape[1])
+    if gram is not None:
+        red.cache["sigma"] = sigma
+    return red
+
+
+def _gram_factor(A):
+    """``(R, C, sigma)`` with ``C = A^T A = R^T R`` (R its Cholesky factor) and sigma
+    the singular values of R, when ``cond(C) <= _COND_EXACT``; None otherwise (or for
+    N < k, where C is singular)."""
+    N, k = A.shape
+    if N < k:
+        return None
+    C = A.T @ A  # symmetric to the last bit (numpy calls syrk)
+    R, info = lapack.dpotrf(C)  # upper: C = R^T R
+    if info != 0:
+        return None
+    R = np.triu(R)
+    sigma = np.linalg.svd(R, compute_uv=False)
+    if not sigma[-1] > 0 or (sigma[0] / sigma[-1]) ** 2 > _COND_EXACT:
+        return None
+    return R, C, sigma
 
 
 def _qr(A):
@@ -289,13 +347,14 @@ def _qr(A):
     return Q, np.triu(qr[:r])
 
 
-def _bordered_inverse(R):
+def _bordered_inverse(R, sigma=None):
     """``(R^T R)^-1`` bordered by the identity (see :meth:`_Reduced.inverse`), or None
-    if ``cond(R^T R) > _COND_EXACT`` (or R is not square, as for N < k)."""
+    if ``cond(R^T R) > _COND_EXACT`` (or R is not square, as for N < k). ``sigma``:
+    the singular values of R, if known."""
     r, k = R.shape
     if r < k:
         return None
-    sigma = np.linalg.svd(R, compute_uv=False)
+    sigma = np.linalg.svd(R, compute_uv=False) if sigma is None else sigma
     if not sigma[-1] > 0 or (sigma[0] / sigma[-1]) ** 2 > _COND_EXACT:
         return None
     Ri, info = lapack.dtrtri(R)  # R is upper triangular
@@ -700,7 +759,7 @@ def _apply(fac: _Factor, g: np.ndarray, r: np.ndarray | None = None) -> np.ndarr
                 gs = np.where(on, g if every else g[:, cols], 0.0).T
             else:
                 gs = g[p.rows[sl], cols[:, None]]
-            z = (p.P[which] @ gs[:, :, None])[:, :, 0]
+            z = _block_products(p.P, which, gs)
             hard = p.hard[which]
             if hard.any():
                 Ut, inv, V = (f[p.slot[which[hard]]] for f in p.K)
@@ -714,6 +773,29 @@ def _apply(fac: _Factor, g: np.ndarray, r: np.ndarray | None = None) -> np.ndarr
             else:
                 Z[p.rows[sl], cols[:, None]] = z
     return Z
+
+
+def _block_products(P, which, g) -> np.ndarray:
+    """``z[j] = P[which[j]] @ g[j]`` for every column j (rows of ``g`` and ``z``).
+
+    A block shared by at least _SHARED_BLOCK columns is applied to all of them in one
+    matrix product; the other columns go through one batched product of gathered
+    blocks (a Python loop runs over the shared blocks only, never over columns).
+    """
+    counts = np.bincount(which, minlength=len(P))
+    shared = counts >= _SHARED_BLOCK
+    if not shared.any():
+        return (P[which] @ g[:, :, None])[:, :, 0]
+    z = np.empty(g.shape)
+    order = np.argsort(which, kind="stable")
+    ends = np.cumsum(counts)
+    for b in np.flatnonzero(shared):  # P[b] is symmetric: g_J P[b] = (P[b] g_J^T)^T
+        cols = order[ends[b] - counts[b] : ends[b]]
+        z[cols] = g[cols] @ P[b]
+    rest = ~shared[which]
+    if rest.any():
+        z[rest] = (P[which[rest]] @ g[rest][:, :, None])[:, :, 0]
+    return z
 
 
 def _apply_complement(p: _Complement, F, g, Z):
@@ -744,10 +826,10 @@ def _solve(red: _Reduced, fac: _Factor) -> tuple[np.ndarray, np.ndarray]:
     the residual ``c - R x`` computed from R and c (not from the Gram matrix), which
     converges to the accuracy of a QR solve.
     """
-    x = _apply(fac, red.B, red.c)
+    x = _apply(fac, red.B, red.c)  # c is None only where no block is hard
     if fac.refine:
         for _ in range(3):
-            r = red.c - _mul(red.R, x)
+            r = red.rhs() - _mul(red.R, x)
             dx = _apply(fac, _mul(red.R, r, transpose=True), r)
             x += dx
             if np.abs(dx).max() <= 4e-16 * np.abs(x).max():
@@ -978,10 +1060,11 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     to a scale-free residual (:func:`kkt_residual`) of 1e-10 or less, for any
     conditioning of ``A`` up to about 1e8 and any scale of ``A`` and ``X``. The
     least-squares problems on the passive sets are solved through the QR factorization
-    of ``A`` (so the condition number is not squared) with iterative refinement, and
-    the KKT conditions of the answer are verified; columns that miss them, or whose
-    passive set still changes after ``max_iter`` sweeps, are finished by the
-    Lawson-Hanson active-set method.
+    of ``A`` (so the condition number is not squared) with iterative refinement, or,
+    where ``A^T A`` has a condition number of at most 1e4, through ``A^T A`` and
+    ``A^T X`` directly. The KKT conditions of the answer are verified; columns that
+    miss them, or whose passive set still changes after ``max_iter`` sweeps, are
+    finished by the Lawson-Hanson active-set method.
 
     Parameters
     ----------
@@ -990,7 +1073,8 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     X : array_like or scipy.sparse matrix, shape (N, M)
         Nonnegative data, one sample per column. Where ``W`` is 0 the entries are
         ignored and may hold anything (NaN included). A scipy.sparse matrix (CSR, CSC,
-        COO) stays sparse: it enters only through :math:`Q^\top X` (``A = QR``), in
+        COO) stays sparse: it enters only through :math:`A^\top X` (or :math:`Q^\top X`
+        with ``A = QR``), in
         O(nnz(X) k) time and O(nnz(X) + (N + M) k) memory, plus one k x k factor per
         distinct passive set. A numpy masked array means ``W = ~X.mask``.
     W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
@@ -1302,7 +1386,7 @@ def _vjp(A, X, S, G, W=None, solution=None):
         return _vjp_dA(A, X, S, Z, W), sampled(X, A, Z), singular
     AZ = A @ Z
     if W is None:
-        return X @ Z.T - A @ (S @ Z.T + Z @ S.T), AZ, singular
+        return times_t(X, Z) - A @ (S @ Z.T + Z @ S.T), AZ, singular
     dX = W * AZ
     return (W * (X - A @ S)) @ Z.T - dX @ S.T, dX, singular
 
