@@ -102,9 +102,10 @@ _CHOLESKY_WORK = 1 << 17
 # their support, each batch padded to its largest q; a batch holds at least this many
 # columns (or all the rest).
 _COMPLEMENT_BATCH = 128
-# A block inverse shared by this many columns is applied to them in one matrix
-# product instead of through the gathered, batched products.
-_SHARED_BLOCK = 64
+# A block inverse whose gathered copies (one s x s copy per column that uses it) would
+# hold at least this many entries is applied to its columns in one matrix product
+# instead (each such product costs about as much as gathering 2**15 entries).
+_SHARED_BLOCK = 1 << 15
 # Upper bound on the number of entries gathered at once (memory guard).
 _CHUNK_ENTRIES = 1 << 22
 # Data whose column exponents stay within +-_SAFE_EXP can be multiplied unscaled.
@@ -326,14 +327,13 @@ def _gram_factor(A):
     if N < k:
         return None
     C = A.T @ A  # symmetric to the last bit (numpy calls syrk)
-    R, info = lapack.dpotrf(C)  # upper: C = R^T R
-    if info != 0:
+    lam, _, info = lapack.dsyevd(C, compute_v=0)  # ascending eigenvalues of C
+    if info != 0 or not lam[0] > 0 or lam[-1] / lam[0] > _COND_EXACT:
         return None
-    R = np.triu(R)
-    sigma = np.linalg.svd(R, compute_uv=False)
-    if not sigma[-1] > 0 or (sigma[0] / sigma[-1]) ** 2 > _COND_EXACT:
+    R, info = lapack.dpotrf(C)  # upper (the lower triangle zeroed): C = R^T R
+    if info != 0:  # pragma: no cover - excluded by the condition number
         return None
-    return R, C, sigma
+    return R, C, np.sqrt(lam[::-1])
 
 
 def _qr(A):
@@ -778,13 +778,19 @@ def _apply(fac: _Factor, g: np.ndarray, r: np.ndarray | None = None) -> np.ndarr
 def _block_products(P, which, g) -> np.ndarray:
     """``z[j] = P[which[j]] @ g[j]`` for every column j (rows of ``g`` and ``z``).
 
-    A block shared by at least _SHARED_BLOCK columns is applied to all of them in one
-    matrix product; the other columns go through one batched product of gathered
-    blocks (a Python loop runs over the shared blocks only, never over columns).
+    A block shared by so many columns that their copies would hold _SHARED_BLOCK
+    entries is applied to all of them in one matrix product; the other columns go
+    through one batched product of gathered blocks (a Python loop runs over the
+    shared blocks only, never over columns).
     """
-    counts = np.bincount(which, minlength=len(P))
-    shared = counts >= _SHARED_BLOCK
-    if not shared.any():
+    size = P.shape[1] ** 2
+    counts = (
+        np.bincount(which, minlength=len(P))
+        if len(which) * size >= _SHARED_BLOCK
+        else None
+    )
+    shared = None if counts is None else counts * size >= _SHARED_BLOCK
+    if shared is None or not shared.any():
         return (P[which] @ g[:, :, None])[:, :, 0]
     z = np.empty(g.shape)
     order = np.argsort(which, kind="stable")

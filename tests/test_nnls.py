@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from dataclasses import replace
 
 import cvxpy as cp
 import numpy as np
@@ -32,6 +33,7 @@ from nnmf_lib import (
 )
 
 nnls_module = importlib.import_module("nnmf_lib.nnls")  # the module, not the function
+times_t = importlib.import_module("nnmf_lib._sparse").times_t
 
 KINDS = ["tall", "wide", "square", "duplicate", "zero_columns", "exact", "zero_atom"]
 
@@ -687,6 +689,82 @@ def test_nnls_with_the_complement_is_exact_and_warm_starts(monkeypatch):
     dA_ref, dX_ref = nnls_vjp(A, X, S, G)
     np.testing.assert_allclose(dA, dA_ref, rtol=0, atol=1e-11 * np.abs(dA_ref).max())
     np.testing.assert_allclose(dX, dX_ref, rtol=0, atol=1e-11 * np.abs(dX_ref).max())
+
+
+def nearly_dependent_pair(delta, seed=0, N=300, k=12):
+    """Random unit-norm topics, the last the one before it plus delta * noise (the
+    Gram matrix's condition number grows like 1 / delta^2)."""
+    rng = np.random.default_rng(seed)
+    A = rng.random((N, k))
+    A[:, -1] = A[:, -2] + delta * rng.random(N)
+    return A / np.linalg.norm(A, axis=0)
+
+
+@pytest.mark.parametrize("delta", [1.0, 0.1, 0.03, 1e-4])  # cond(C) 2e2, 7e3, 8e4, 7e9
+def test_gram_path_only_below_the_threshold_and_both_paths_exact(delta):
+    A = nearly_dependent_pair(delta)
+    kappa = np.linalg.cond(A.T @ A)
+    rng = np.random.default_rng(1)
+    X = A @ (rng.random((A.shape[1], 150)) * (rng.random((A.shape[1], 150)) < 0.6))
+    X += 1e-3 * rng.random(X.shape)
+    red = nnls_module._reduce(A, X)
+    gram = "sigma" in red.cache  # the Gram path leaves the singular values of R
+    assert gram == (kappa <= nnls_module._COND_EXACT)
+    np.testing.assert_allclose(red.R.T @ red.R, red.C, atol=1e-13)
+    np.testing.assert_array_equal(np.tril(red.R, -1), 0.0)  # triangular either way
+    if gram:  # c is formed only when refinement asks for it, and then R^T c = B
+        assert red.c is None
+        np.testing.assert_allclose(red.R.T @ red.rhs(), red.B, rtol=1e-12)
+    S, info = nnls(A, X, return_info=True)
+    assert info.kkt_residual <= 1e-10
+    S_ref = scipy_nnls(A, X)
+    f, f_ref = (np.sum((X - A @ T) ** 2) for T in (S, S_ref))
+    assert f <= f_ref * (1 + 1e-10)
+    if gram:  # the normal equations lose at most about u * cond(C)
+        assert rel(S, S_ref) <= 10 * np.finfo(float).eps * kappa
+
+
+def test_refinement_on_the_gram_path_forms_c_and_keeps_the_solution():
+    A = nearly_dependent_pair(0.1)
+    X = np.random.default_rng(2).random((A.shape[0], 60))
+    red = nnls_module._reduce(A, X)
+    assert red.c is None
+    F = np.random.default_rng(3).random((A.shape[1], 60)) < 0.7
+    fac = nnls_module._factor(red.C, F, red.R)
+    x, _ = nnls_module._solve(red, fac)
+    x_refined, y = nnls_module._solve(red, replace(fac, refine=True))
+    assert red.c is not None  # the refinement asked for c
+    np.testing.assert_allclose(x_refined, x, rtol=0, atol=1e-12 * np.abs(x).max())
+    assert np.all(y[F] == 0)
+
+
+def test_shared_block_products_match_the_batched_products(monkeypatch):
+    rng = np.random.default_rng(4)
+    P = rng.standard_normal((6, 9, 9))
+    P = P + np.swapaxes(P, 1, 2)  # symmetric, as the block inverses are
+    which = np.concatenate([np.zeros(700, int), rng.integers(1, 6, 300)])
+    rng.shuffle(which)
+    g = rng.standard_normal((1000, 9))
+    direct = np.einsum("jab,jb->ja", P[which], g)
+    monkeypatch.setattr(nnls_module, "_SHARED_BLOCK", 9 * 9 * 100)
+    shared = nnls_module._block_products(P, which, g)  # block 0 shared, the rest not
+    np.testing.assert_allclose(shared, direct, rtol=1e-13, atol=1e-13)
+    monkeypatch.setattr(nnls_module, "_SHARED_BLOCK", np.inf)
+    batched = nnls_module._block_products(P, which, g)
+    np.testing.assert_allclose(batched, direct, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "csr", "csc"])
+def test_times_t_is_X_times_H_transposed(layout):
+    rng = np.random.default_rng(5)
+    X = rng.random((70, 50)) * (rng.random((70, 50)) < 0.3)
+    H = rng.random((6, 50))
+    expected = X @ H.T
+    if layout in ("C", "F"):
+        X = np.asarray(X, order=layout)
+    else:
+        X = getattr(scipy.sparse, f"{layout}_array")(X)
+    np.testing.assert_allclose(times_t(X, H), expected, rtol=1e-13)
 
 
 # ---------------------------------------------------------------------------------
