@@ -16,10 +16,11 @@ How the answer is kept exact at any conditioning:
 1. the columns of ``A`` and ``X`` are scaled by powers of two (exactly) to unit size;
 2. ``A = Q R`` (QR factorization, ``R`` is k x k) reduces the problem to k dimensions
    without squaring the condition number: :math:`\|x - As\|^2 = \|c - Rs\|^2 + \|(I -
-   QQ^\top)x\|^2` with :math:`c = Q^\top x`; when :math:`C = A^\top A` is well
-   conditioned (:math:`\kappa(C) \le 10^4`, where squaring the condition number loses
-   at most about :math:`10^4 u \approx 2 \cdot 10^{-12}`), :math:`A^\top A` and
-   :math:`A^\top X` are formed directly and R is the Cholesky factor of C instead;
+   QQ^\top)x\|^2` with :math:`c = Q^\top x`; when the Gram matrix C of the
+   unit-norm topics is well conditioned (:math:`\kappa(C) \le 10^4`, where squaring
+   the condition number costs an error of the order of :math:`u\kappa(C) \le 10^4 u`,
+   about :math:`10^{-12}`), :math:`C` and :math:`A^\top X` are formed directly and R
+   is the Cholesky factor of C instead;
 3. on each passive set T the inverse of the Gram block :math:`C_{TT}` (:math:`C =
    R^\top R`) gives a first solution, which iterative refinement corrects with
    residuals :math:`c - R s` computed from ``R`` and ``c``, not from the Gram matrix;
@@ -231,7 +232,8 @@ class _Reduced:
 
     def rhs(self) -> np.ndarray:
         """``c``; formed as ``R^-T B`` when the Gram matrices were formed directly
-        (:func:`_gram_factor`: then only refinement needs it, and rarely)."""
+        (:func:`_gram_factor`). Only refinement and the SVD solves need it, which
+        there essentially never happen (only through rounding at the threshold)."""
         if self.c is None:
             self.c = lapack.dtrtrs(self.R, self.B, trans=1)[0]
         return self.c
@@ -267,14 +269,16 @@ def _column_norms(A: np.ndarray):
 
 
 def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
-    """QR-reduce ``min ||W * (X - A S)||`` to k dimensions (``X`` may be None when only
+    """Reduce ``min ||W * (X - A S)||`` to k dimensions (``X`` may be None when only
     the factorization of ``A`` is needed). ``x_exp``: exponents of the column maxima of
     ``X`` when the caller knows them (X fixed over many calls).
 
-    Without a mask, when ``C = A^T A`` is so well conditioned (``cond(C) <=
-    _COND_EXACT``) that every support is solved through an inverse without loss, the
-    Gram matrices are formed directly and R is the Cholesky factor of C: the same
-    accuracy as a QR reduction there, without its cost (:func:`_gram_factor`).
+    Without a mask, when the Gram matrix ``C`` of the unit-norm topics has
+    ``cond(C) <= _COND_EXACT``, C and ``A^T X`` are formed directly and R is the
+    Cholesky factor of C (:func:`_gram_factor`); otherwise ``A = QR``. Below that
+    condition number a QR reduction would not be more accurate: every block has
+    ``cond(C_TT) <= cond(C)`` (interlacing), so its solution comes from the block's
+    inverse without refinement either way, with an error of about u cond(C).
     """
     m, a = _column_norms(A)
     A = np.ldexp(A, -a) / m  # unit-norm topics
@@ -795,9 +799,9 @@ def _block_products(P, which, g) -> np.ndarray:
     z = np.empty(g.shape)
     order = np.argsort(which, kind="stable")
     ends = np.cumsum(counts)
-    for b in np.flatnonzero(shared):  # P[b] is symmetric: g_J P[b] = (P[b] g_J^T)^T
+    for b in np.flatnonzero(shared):  # z_J = (P[b] g_J^T)^T = g_J P[b]^T
         cols = order[ends[b] - counts[b] : ends[b]]
-        z[cols] = g[cols] @ P[b]
+        z[cols] = g[cols] @ P[b].T
     rest = ~shared[which]
     if rest.any():
         z[rest] = (P[which[rest]] @ g[rest][:, :, None])[:, :, 0]
@@ -832,7 +836,7 @@ def _solve(red: _Reduced, fac: _Factor) -> tuple[np.ndarray, np.ndarray]:
     the residual ``c - R x`` computed from R and c (not from the Gram matrix), which
     converges to the accuracy of a QR solve.
     """
-    x = _apply(fac, red.B, red.c)  # c is None only where no block is hard
+    x = _apply(fac, red.B, red.rhs() if fac.hard.any() else red.c)
     if fac.refine:
         for _ in range(3):
             r = red.rhs() - _mul(red.R, x)
@@ -1067,10 +1071,11 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     conditioning of ``A`` up to about 1e8 and any scale of ``A`` and ``X``. The
     least-squares problems on the passive sets are solved through the QR factorization
     of ``A`` (so the condition number is not squared) with iterative refinement, or,
-    where ``A^T A`` has a condition number of at most 1e4, through ``A^T A`` and
-    ``A^T X`` directly. The KKT conditions of the answer are verified; columns that
-    miss them, or whose passive set still changes after ``max_iter`` sweeps, are
-    finished by the Lawson-Hanson active-set method.
+    where the Gram matrix of the normalized columns of ``A`` has a condition number of
+    at most 1e4, through that Gram matrix and ``A^T X`` formed directly. The KKT
+    conditions of the answer are verified; columns that miss them, or whose passive
+    set still changes after ``max_iter`` sweeps, are finished by the Lawson-Hanson
+    active-set method.
 
     Parameters
     ----------
@@ -1080,9 +1085,9 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
         Nonnegative data, one sample per column. Where ``W`` is 0 the entries are
         ignored and may hold anything (NaN included). A scipy.sparse matrix (CSR, CSC,
         COO) stays sparse: it enters only through :math:`A^\top X` (or :math:`Q^\top X`
-        with ``A = QR``), in
-        O(nnz(X) k) time and O(nnz(X) + (N + M) k) memory, plus one k x k factor per
-        distinct passive set. A numpy masked array means ``W = ~X.mask``.
+        with ``A = QR``), in O(nnz(X) k) time and O(nnz(X) + (N + M) k) memory, plus
+        one k x k factor per distinct passive set. A numpy masked array means
+        ``W = ~X.mask``.
     W : array_like of {0, 1} or scipy.sparse matrix, shape (N, M), optional
         Data mask: solve :math:`\min_{S\ge0} \|W \odot (X - AS)\|_F`, so that each
         column is fitted on its observed entries only. Each column then has its own
