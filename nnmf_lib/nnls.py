@@ -331,6 +331,8 @@ def _gram_factor(A):
     if N < k:
         return None
     C = A.T @ A  # symmetric to the last bit (numpy calls syrk)
+    if _diagonal(C).min() < 0.5:  # a zero topic (the others have unit norm): singular
+        return None
     lam, _, info = lapack.dsyevd(C, compute_v=0)  # ascending eigenvalues of C
     if info != 0 or not lam[0] > 0 or lam[-1] / lam[0] > _COND_EXACT:
         return None
