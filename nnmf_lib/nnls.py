@@ -282,45 +282,38 @@ def _reduce(A, X=None, W=None, x_exp=None) -> _Reduced:
     """
     m, a = _column_norms(A)
     A = np.ldexp(A, -a) / m  # unit-norm topics
-    gram = None
-    if W is None:
-        gram = _gram_factor(A)
-        if gram is not None:  # C and R from A^T A; the data enter through A^T X
-            R, C, sigma = gram
-            project = (lambda X: A.T @ X) if X is not None else None
-        else:
-            with _one_thread(A.size >= 4096):  # threads thrash in QR on a busy machine
-                Q, R = _qr(A)
-            project = (lambda X: Q.T @ X) if X is not None else None
+    gram = _gram_factor(A) if W is None else None
+    if gram is not None:  # C and R from A^T A; the data enter through A^T X
+        R, C, sigma = gram
+        project = (lambda X: A.T @ X) if X is not None else None
+    elif W is None:
+        with _one_thread(A.size >= 4096):  # threads thrash in QR on a busy machine
+            Q, R = _qr(A)
+        C = _mul(R, R, transpose=True)
+        project = (lambda X: Q.T @ X) if X is not None else None
     elif isinstance(W, SparseMask):  # sparse data: per-column factors from Grams
         R, project = _sparse_masked_qr(A, W)
     else:  # one factorization per column; X enters through the same loop
-        R, c = _masked_qr(A, X, W)
+        R, p = _masked_qr(A, X, W)
         project = (lambda X: _masked_qr(A, X, W)[1]) if X is not None else None
-    if gram is None and R.ndim == 2:
-        C = _mul(R, R, transpose=True)
-    elif gram is None:
+    if R.ndim == 3:
         C = np.einsum("mji,mjk->mik", R, R)
+    cache = {} if gram is None else {"sigma": sigma}
     if X is None:
-        red = _Reduced(R, C, m, a)
-    else:
-        # The columns of X are scaled by powers of two after the product when their
-        # scales are moderate (checked on the result), before it otherwise.
-        if W is None or isinstance(W, SparseMask):
-            c = project(X)  # the one N x M product (sparse X: O(nnz(X) k))
-        e = _exponent(np.abs(c).max(axis=0)) if x_exp is None else x_exp
-        if np.isfinite(c).all() and e.min() > -_SAFE_EXP and e.max() < _SAFE_EXP:
-            c = np.ldexp(c, -e)
-        else:  # data of extreme scale
-            e = _exponent(axis_max(X, 0))
-            c = project(scale_columns(X, e))
-        if gram is None:
-            red = _Reduced(R, C, m, a, c, _mul(R, c, transpose=True), e, c.shape[1])
-        else:  # c holds A^T X, that is B (c itself is formed if needed: rhs())
-            red = _Reduced(R, C, m, a, None, c, e, c.shape[1])
-    if gram is not None:
-        red.cache["sigma"] = sigma
-    return red
+        return _Reduced(R, C, m, a, cache=cache)
+    # The columns of X are scaled by powers of two after the product when their
+    # scales are moderate (checked on the result), before it otherwise.
+    if W is None or isinstance(W, SparseMask):
+        p = project(X)  # the one N x M product (sparse X: O(nnz(X) k))
+    e = _exponent(np.abs(p).max(axis=0)) if x_exp is None else x_exp
+    if np.isfinite(p).all() and e.min() > -_SAFE_EXP and e.max() < _SAFE_EXP:
+        p = np.ldexp(p, -e)
+    else:  # data of extreme scale
+        e = _exponent(axis_max(X, 0))
+        p = project(scale_columns(X, e))
+    if gram is None:  # p is c = Q^T X 2**-e, and B = R^T c
+        return _Reduced(R, C, m, a, p, _mul(R, p, transpose=True), e, p.shape[1], cache)
+    return _Reduced(R, C, m, a, None, p, e, p.shape[1], cache)  # p is B; c: rhs()
 
 
 def _gram_factor(A):
@@ -790,13 +783,11 @@ def _block_products(P, which, g) -> np.ndarray:
     shared blocks only, never over columns).
     """
     size = P.shape[1] ** 2
-    counts = (
-        np.bincount(which, minlength=len(P))
-        if len(which) * size >= _SHARED_BLOCK
-        else None
-    )
-    shared = None if counts is None else counts * size >= _SHARED_BLOCK
-    if shared is None or not shared.any():
+    shared = np.zeros(len(P), dtype=bool)
+    if len(which) * size >= _SHARED_BLOCK:  # otherwise no block can be shared enough
+        counts = np.bincount(which, minlength=len(P))
+        shared = counts * size >= _SHARED_BLOCK
+    if not shared.any():
         return (P[which] @ g[:, :, None])[:, :, 0]
     z = np.empty(g.shape)
     order = np.argsort(which, kind="stable")

@@ -691,22 +691,11 @@ def test_nnls_with_the_complement_is_exact_and_warm_starts(monkeypatch):
     np.testing.assert_allclose(dX, dX_ref, rtol=0, atol=1e-11 * np.abs(dX_ref).max())
 
 
-def nearly_dependent_pair(delta, seed=0, N=300, k=12):
-    """Random unit-norm topics, the last the one before it plus delta * noise (the
-    Gram matrix's condition number grows like 1 / delta^2)."""
-    rng = np.random.default_rng(seed)
-    A = rng.random((N, k))
-    A[:, -1] = A[:, -2] + delta * rng.random(N)
-    return A / np.linalg.norm(A, axis=0)
-
-
-@pytest.mark.parametrize("delta", [1.0, 0.1, 0.03, 1e-4])  # cond(C) 2e2, 7e3, 8e4, 7e9
-def test_gram_path_only_below_the_threshold_and_both_paths_exact(delta):
-    A = nearly_dependent_pair(delta)
-    kappa = np.linalg.cond(A.T @ A)
-    rng = np.random.default_rng(1)
-    X = A @ (rng.random((A.shape[1], 150)) * (rng.random((A.shape[1], 150)) < 0.6))
-    X += 1e-3 * rng.random(X.shape)
+@pytest.mark.parametrize("cond", [3, 60, 200, 1e5])  # unit-norm Gram: 1e2 to 1e10
+def test_gram_path_only_below_the_threshold_and_both_paths_exact(cond):
+    A, X = ill_conditioned(cond, seed=0, noise=1e-3)
+    unit = A / np.linalg.norm(A, axis=0)
+    kappa = np.linalg.cond(unit.T @ unit)
     red = nnls_module._reduce(A, X)
     gram = "sigma" in red.cache  # the Gram path leaves the singular values of R
     assert gram == (kappa <= nnls_module._COND_EXACT)
@@ -720,16 +709,15 @@ def test_gram_path_only_below_the_threshold_and_both_paths_exact(delta):
     S_ref = scipy_nnls(A, X)
     f, f_ref = (np.sum((X - A @ T) ** 2) for T in (S, S_ref))
     assert f <= f_ref * (1 + 1e-10)
-    if gram:  # the normal equations lose at most about u * cond(C)
+    if gram:  # the normal equations lose about u * cond(C)
         assert rel(S, S_ref) <= 10 * np.finfo(float).eps * kappa
 
 
 def test_refinement_on_the_gram_path_forms_c_and_keeps_the_solution():
-    A = nearly_dependent_pair(0.1)
-    X = np.random.default_rng(2).random((A.shape[0], 60))
+    A, X = ill_conditioned(60, seed=2, noise=1e-3)  # cond(C) about 6e3: Gram path
     red = nnls_module._reduce(A, X)
     assert red.c is None
-    F = np.random.default_rng(3).random((A.shape[1], 60)) < 0.7
+    F = np.random.default_rng(3).random((A.shape[1], X.shape[1])) < 0.7
     fac = nnls_module._factor(red.C, F, red.R)
     x, _ = nnls_module._solve(red, fac)
     x_refined, y = nnls_module._solve(red, replace(fac, refine=True))
