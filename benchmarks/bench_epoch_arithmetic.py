@@ -1,24 +1,27 @@
 """How close to the floor of its large products can a NumPy epoch of Neural NMF get?
 
-``bench_neural.py`` compares an epoch of ``neural_nmf`` on a 2000 x 1000 matrix (ranks
-[20, 10, 5]) with the floor of its two large products, ``A^T X`` and ``X H^T``. The rest
-of the epoch is small dense work: the NNLS solves of three layers by block principal
-pivoting, the vector-Jacobian products, the cost. This script times that epoch (one
-forward pass, warm-started from the previous epoch's pass, the cost and the gradient)
-at a point reached by training, next to the same mathematics written with nothing but
-its arithmetic: no scaling of A and X, no condition-number tests (so no QR path, no
-refinement, no SVD for ill-conditioned supports), no KKT verification and fallback, no
-reporting. That version is not usable as a library (it is exact only on well-conditioned
-problems like this one, and says nothing when it is not); it estimates how much of the
-gap to the floor is the price of the library's guarantees and how much is NumPy itself
-(batched small solves and passes over k x M arrays).
+``bench_neural.py`` compares each epoch of ``neural_nmf`` on a 2000 x 1000 matrix
+(ranks [20, 10, 5]) with the floor of its large products: ``A^T X`` once per forward
+pass and ``X H^T`` once. Here an epoch has one forward pass, so its floor is those two
+products. The rest of the epoch is small dense work: the NNLS solves of three layers by
+block principal pivoting, the vector-Jacobian products, the cost. This script times
+that epoch (one forward pass, warm-started from the previous epoch's pass, the cost and
+the gradient) at a point reached by training, next to the same mathematics written with
+nothing but its arithmetic: no power-of-two scaling of the data (the topics are
+normalized), no condition-number tests (so no QR path, no refinement, no SVD for
+ill-conditioned supports), no KKT verification, polish or fallback, no reporting. That
+version is not usable as a library (it is exact only on well-conditioned problems like
+this one, and says nothing when it is not); it estimates how much of the gap to the
+floor is the price of the library's guarantees and how much is NumPy itself (batched
+small solves and passes over k x M arrays).
 
-The arithmetic is that of the library: each column's NNLS on its support from the
-inverse of the shared Gram matrix ``C`` (the q x q complement solves of
+The solves are those of the library: each column's least squares on its support from
+the inverse of the shared Gram matrix ``C`` (the q x q complement solves of
 ``nnmf_lib.nnls._complement_part``) for k = 20, and from one inverse per distinct
-support (padded with the identity) for k <= 16. It checks that both versions agree. It
-uses the library's private functions: it measures the library, it is not an example of
-its use.
+support (padded with the identity) for k <= 16. The pivoting is plain block principal
+pivoting (one tolerance, 1e-12 of the column's scale; no backup rule). It prints the
+largest difference between the two versions' S, gradients and cost. It uses the
+library's private functions: it measures the library, it is not an example of its use.
 
 One BLAS thread. Nothing here asserts a time. Run:
 ``python benchmarks/bench_epoch_arithmetic.py`` (half a minute).

@@ -16,9 +16,9 @@
 2. A 2000 x 1000 matrix with ranks [20, 10, 5]: each epoch of ``neural_nmf`` against
    the floor of its own large products (the N x M x k_0 products ``A^T X`` of each of
    its forward passes (``Q^T X`` for an ill-conditioned A: the same cost) and ``X H^T``
-   of the gradient, each timed alone in the faster of its two memory layouts); the
-   ratio of the median epoch, of the one-pass epochs, and of all epochs together
-   (total time over total floor). Then ``loss_and_grad``
+   of the gradient, each timed alone in the faster of its two memory layouts): the
+   median of the per-epoch ratios, that median over the one-pass epochs, and all
+   epochs together (total time over total floor). Then ``loss_and_grad``
    against a naive per-column implementation of the same mathematics (on 200 of the
    columns).
 
@@ -236,11 +236,11 @@ def large_problem():
         f"   floor: {t_fwd * 1e3:.1f} ms per A^T X (one per forward pass) + "
         f"{t_grad * 1e3:.1f} ms for X H^T"
     )
+    ones = np.median(per_epoch[one] / floor[one]) if one.any() else np.nan
     print(
         "   epoch / floor of its own products: median "
-        f"{np.median(per_epoch / floor):.2f} (one-pass epochs "
-        f"{np.median(per_epoch[one] / floor[one]):.2f}), all epochs together "
-        f"{per_epoch.sum() / floor.sum():.2f}"
+        f"{np.median(per_epoch / floor):.2f} (one-pass epochs {ones:.2f}), "
+        f"all epochs together {per_epoch.sum() / floor.sum():.2f}"
     )
     # The naive version takes minutes on all columns: compare on the first 200.
     X = X[:, :200]

@@ -29,7 +29,9 @@ How the answer is kept exact at any conditioning:
    (:math:`\kappa(C) \le 10^4`) and the supports are many and nearly full, the inverse
    of C and the Schur complement on the few topics off each support replace the
    blocks' inverses (``_complement_part``);
-4. the KKT conditions of the result are verified, and columns that miss them (or that
+4. a column where a topic off the support has a dual variable just above the
+   pivoting's threshold gets a few Lawson-Hanson exchanges (the polish, in ``_nnls``);
+5. the KKT conditions of the result are verified, and columns that miss them (or that
    the pivoting did not finish in ``max_iter`` sweeps) are finished by a batched
    Lawson-Hanson active-set method.
 
@@ -905,11 +907,11 @@ def _nnls(
 ):
     """:func:`nnls` on validated input; returns ``S`` and the :class:`_Solution`.
 
-    Scale and QR-reduce, pivot, verify the KKT conditions column by column, finish the
-    columns that miss them by the active-set method, and scale back. ``complement``
-    says that a previous, nearby problem (the one ``support`` comes from) was solved
-    through the complement (:func:`_complement_part`): this one then uses it wherever
-    it can, without weighing the two paths again.
+    Scale and QR-reduce, pivot, polish, verify the KKT conditions column by column,
+    finish the columns that miss them by the active-set method, and scale back.
+    ``complement`` says that a previous, nearby problem (the one ``support`` comes
+    from) was solved through the complement (:func:`_complement_part`): this one then
+    uses it wherever it can, without weighing the two paths again.
     """
     red = _reduce(A, X, W, x_exp)
     if complement and red.inverse() is not None:
@@ -921,11 +923,12 @@ def _nnls(
         support = support & usable
     with _small_solves(k):
         x, F, unfinished, n_iter, fac = _bpp(red, support, max_iter)
-        # Polish: a topic off the support whose dual variable lies between the
-        # pivoting's threshold and the dual's own rounding error may still lower
-        # the objective (of two nearly dependent topics, the pivoting can keep the
-        # worse one). Single exchanges (Lawson-Hanson: the objective never goes up)
-        # settle these columns; there are none on well-conditioned problems.
+        # Polish: a topic off the support with y_i < -tol, though not below the
+        # pivoting's -8 tol (tol = k eps max|B|), may still lower the objective: of
+        # two nearly dependent topics, the pivoting can keep the worse one. Single
+        # exchanges (Lawson-Hanson; the objective does not go up, to rounding)
+        # settle these columns. They are few on well-conditioned problems (none in
+        # the benchmarks' problems).
         y = _mul(red.C, x) - red.B
         tol = _tolerance(red.B, _RTOL_POLISH)
         vague = ~unfinished & (~F & (y < -tol)).any(axis=0)
@@ -1021,16 +1024,20 @@ def _lawson_hanson(red: _Reduced, x, F, max_iter: int, rtol: float = _RTOL):
     """The Lawson-Hanson active-set method for all given columns at once.
 
     Starts from the feasible part of ``x`` (a warm start). Each outer step frees, in
-    every unfinished column, the variable with the most negative gradient; the inner
-    loop solves on the passive sets and steps back along the segment to stay
-    nonnegative, dropping the variables that reach zero. Finite termination.
-    ``rtol``: the threshold of the gradient (see :func:`_tolerance`).
+    every unfinished column, the variable with the most negative gradient (below
+    ``-_tolerance(B, rtol)``); the inner loop solves on the passive sets and steps back
+    along the segment to stay nonnegative, dropping the variables that reach zero. A
+    freed variable that is dropped at once (its coefficient came out <= 0, so nothing
+    changed) is not tried again in that column until another one is taken in, as in
+    Lawson and Hanson's algorithm. Finite termination. Returns ``x`` and its support.
     """
     C, B = red.C, red.B
     tol_y = _tolerance(B, rtol)
     F = F & (x > 0)
     x = np.where(F, x, 0.0)
     done = np.zeros(x.shape[1], dtype=bool)
+    rejected = np.zeros_like(F)
+    freed = None  # the variable freed in each column at the last outer step
     for _ in range(max_iter):
         inner = ~done
         for _ in range(x.shape[0] + 1):  # inner loop: least squares on F, kept >= 0
@@ -1046,23 +1053,30 @@ def _lawson_hanson(red: _Reduced, x, F, max_iter: int, rtol: float = _RTOL):
             inner[cols[ok]] = False
             if not ok.all():  # step back to the boundary, drop what reached zero
                 b = ~ok
-                ratio = np.full(bad[:, b].shape, np.inf)
-                gap = xs[:, b] - z[:, b]
-                np.divide(xs[:, b], gap, out=ratio, where=bad[:, b])
+                gap = xs[:, b] - z[:, b]  # >= 0 where bad; 0 only if both are 0
+                ratio = np.full(gap.shape, np.inf)
+                np.divide(xs[:, b], gap, out=ratio, where=bad[:, b] & (gap > 0))
+                ratio[bad[:, b] & ~(gap > 0)] = 0.0  # at zero, staying at zero
                 step = ratio.min(axis=0)
                 moved = xs[:, b] + step * (z[:, b] - xs[:, b])
                 keep = Fs[:, b] & (moved > 0) & (ratio > step)
                 x[:, cols[b]] = np.where(keep, moved, 0.0)
                 F[:, cols[b]] = keep
+        if freed is not None:  # a freed variable dropped at once is rejected
+            cols = np.flatnonzero(freed >= 0)
+            kept = F[freed[cols], cols]
+            rejected[:, cols[kept]] = False
+            rejected[freed[cols[~kept]], cols[~kept]] = True
         w = B - _mul(C, x)  # minus the gradient
-        candidates = ~F & (w > tol_y)
+        candidates = ~F & ~rejected & (w > tol_y)
         done |= ~candidates.any(axis=0)
         if done.all():
             break
         t = np.argmax(np.where(candidates, w, -np.inf), axis=0)
+        freed = np.where(done, -1, t)
         free = np.flatnonzero(~done)
         F[t[free], free] = True
-    return x, F
+    return x, F & (x > 0)
 
 
 # ----------------------------------------------------------------------------------
@@ -1086,19 +1100,21 @@ def nnls(A, X, *, W=None, support=None, max_iter: int = 100, return_info: bool =
     of ``A`` (so the condition number is not squared) with iterative refinement, or,
     where the Gram matrix of the normalized columns of ``A`` has a condition number of
     at most 1e4, through that Gram matrix and ``A^T X`` formed directly. A column in
-    which a topic off the support has a dual variable between the pivoting's threshold
-    and its rounding level gets a few Lawson-Hanson exchanges (of two nearly dependent
-    topics, the pivoting can keep the worse one). The KKT conditions of the answer are
-    verified; columns that miss them, or whose passive set still changes after
-    ``max_iter`` sweeps, are finished by the Lawson-Hanson active-set method.
+    which a topic off the support has a dual variable just above the pivoting's
+    threshold (below -k eps times the column's scale, not below -8 k eps) gets a few
+    Lawson-Hanson exchanges: of two nearly dependent topics, the pivoting can keep the
+    worse one. The KKT conditions of the answer are verified; columns that miss them,
+    or whose passive set still changes after ``max_iter`` sweeps, are finished by the
+    Lawson-Hanson active-set method.
 
-    Each column's objective then matches that of ``scipy.optimize.nnls`` to 1e-10
-    relative, above the rounding of the objectives, with one exception measured in
-    ``benchmarks/bench_nnls.py``: for cond(A) about 1e8 and data within about 1e-6 of
-    the cone, the dual variables that decide between two nearly equal topics fall
-    below the rounding of their formula here (``A^T A s - A^T x``, from the reduced
-    problem), and a column's objective can exceed SciPy's by about 1e-3 of itself
-    (1e-16 of ``||x||^2``).
+    A small KKT residual does not mean the best support in every column. Where ``A``
+    is ill-conditioned (cond(A) of 1e5 and more) and a column's data lie very close to
+    the cone (a residual of 1e-6 of the data or less), the computed solution on a
+    support is only backward accurate; the dual variable that would take the better of
+    two nearly equal topics in can then have the wrong sign at it, and the column's
+    objective can exceed that of ``scipy.optimize.nnls`` (whose Lawson-Hanson decides
+    with duals projected off its passive columns) by up to about 1e-3 of itself, some
+    1e-17 to 1e-16 of ``||x||^2`` (``benchmarks/bench_nnls.py``).
 
     Parameters
     ----------

@@ -576,11 +576,11 @@ def test_ill_conditioned_near_the_cone_matches_scipy(cond, noise):
     "cond, noise", [(1e4, 1e-6), (1e4, 1e-3), (1e6, 1e-6), (1e6, 1e-3), (1e8, 1e-3)]
 )
 def test_ill_conditioned_matches_scipy_column_by_column(cond, noise):
-    """Each column's objective is scipy's to 1e-10 relative, above the rounding of
-    the two objectives (4 (k + 1) eps ||r|| ||x||). Without the polishing step the
-    worst columns missed it: by 2e-4 (relative) at cond 1e6, 7e-7 at 1e8. At cond
-    1e8 with noise 1e-6 it is not met (see nnls: the duals that decide are below the
-    rounding of their formula); the test above bounds that case."""
+    """Each column's objective is scipy's to 1e-10 relative plus the rounding of the
+    two objectives, 4 (k + 1) eps ||r|| ||x|| (r: scipy's residual); at noise 1e-6 the
+    rounding term dominates. Without the polishing step the worst columns missed it,
+    by 2e-4 (relative) at cond 1e6 and 7e-7 at 1e8. At cond 1e8 with noise 1e-6 it is
+    not met (see the nnls docstring); the test above bounds that case."""
     for seed in range(10):
         A, X = ill_conditioned(cond, seed, noise)
         S = nnls(A, X)
@@ -589,6 +589,24 @@ def test_ill_conditioned_matches_scipy_column_by_column(cond, noise):
         eps = np.finfo(float).eps
         rounding = 4 * (A.shape[1] + 1) * eps * np.sqrt(f_ref * np.sum(X**2, axis=0))
         assert np.all(f - f_ref <= 1e-10 * f_ref + rounding)
+
+
+def test_lawson_hanson_polish_returns_its_support_and_never_goes_up():
+    """The exchanges of the polish, from the pivoting's answer with the fine
+    threshold: the support returned is that of x (a freed variable whose coefficient
+    came out <= 0 is not left in it), and no column's objective rises."""
+    for seed in range(10):
+        A, X = ill_conditioned(1e8, seed, 1e-6)
+        red = nnls_module._reduce(A, X)
+        x, F, _, _, _ = nnls_module._bpp(red, None, 100)
+        x2, F2 = nnls_module._lawson_hanson(
+            red, x.copy(), F.copy(), 10, nnls_module._RTOL_POLISH
+        )
+        assert np.array_equal(F2, x2 > 0)
+        f = np.sum((X - A @ red.unscaled(x)) ** 2, axis=0)
+        f2 = np.sum((X - A @ red.unscaled(x2)) ** 2, axis=0)
+        eps = np.finfo(float).eps
+        assert np.all(f2 <= f + 4 * 9 * eps * np.sqrt(f * np.sum(X**2, axis=0)))
 
 
 @pytest.mark.parametrize("cond", [1e4, 1e6, 1e8])
