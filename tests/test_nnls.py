@@ -572,15 +572,14 @@ def test_ill_conditioned_near_the_cone_matches_scipy(cond, noise):
         assert f <= f_ref * (1 + 1e-10) + 1e-15 * np.sum(X**2)
 
 
-@pytest.mark.parametrize(
-    "cond, noise", [(1e4, 1e-6), (1e4, 1e-3), (1e6, 1e-6), (1e6, 1e-3), (1e8, 1e-3)]
-)
+@pytest.mark.parametrize("cond", [1e4, 1e5, 1e6, 1e8])
+@pytest.mark.parametrize("noise", [1e-10, 1e-8, 1e-6, 1e-3])
 def test_ill_conditioned_matches_scipy_column_by_column(cond, noise):
     """Each column's objective is scipy's to 1e-10 relative plus the rounding of the
-    two objectives, 4 (k + 1) eps ||r|| ||x|| (r: scipy's residual); at noise 1e-6 the
-    rounding term dominates. Without the polishing step the worst columns missed it,
-    by 2e-4 (relative) at cond 1e6 and 7e-7 at 1e8. At cond 1e8 with noise 1e-6 it is
-    not met (see the nnls docstring); the test above bounds that case."""
+    two objectives, 4 (k + 1) eps ||r|| ||x|| (r: scipy's residual; near the cone the
+    rounding term dominates). Without the polish the worst columns missed it, by up to
+    1e-2 (relative) at cond 1e8 and noise 1e-6; with only its threshold half, by 2e-3
+    there and 8e-3 at noise 1e-8 and 1e-10 (the projected duals settle those)."""
     for seed in range(10):
         A, X = ill_conditioned(cond, seed, noise)
         S = nnls(A, X)
